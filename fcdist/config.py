@@ -1,0 +1,330 @@
+"""One typed config for a whole fcdist job: model, data, lora/quantization, training, distributed, output.
+
+Loaded from YAML (``--config configs/jobs/X.yaml``), overridden on the command line with ``key.sub=value``
+(values parsed as YAML, so ``train.max_steps=20`` is an int and ``lora.target_modules=[qkv_proj]`` a list),
+validated with errors that name the key, and saved resolved as ``runs/<name>/config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config problem, always naming the key (and the file when there is one)."""
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "microsoft/Phi-3-mini-128k-instruct"
+    """Hub id or local folder of the base model (loaded with from_pretrained)."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) to pin; None takes the default branch."""
+    trust_remote_code: bool = False
+    """Run model code shipped with the checkpoint; off by default (Phi-3 is native to transformers)."""
+    attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "flex_attention", "eager"] = "auto"
+    """Attention backend; auto = flash_attention_2 when flash_attn is importable, else sdpa."""
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Compute dtype; auto = bf16 where the device supports it, else fp16 on GPU, fp32 on CPU."""
+
+
+@dataclass
+class DataConfig:
+    source: str = "Salesforce/xlam-function-calling-60k"
+    """Hub dataset id (gated: token from HF_TOKEN) or a local .json/.jsonl/.parquet file."""
+    revision: str | None = None
+    """Hub dataset revision to pin; part of the preprocessing fingerprint."""
+    split: str = "train"
+    """Split of the hub dataset to read."""
+    on_bad_row: Literal["error", "skip"] = "error"
+    """error: stop at the first bad row with its id and reason; skip: drop it and report counts by reason."""
+    heldout_fraction: float = 0.02
+    """Fraction of rows held out for inference and scoring, chosen by a hash of each row's id."""
+    template: Literal["seed", "chat"] = "seed"
+    """seed: the notebook's <user>/<tools>/<calls> format byte for byte; chat: the tokenizer's chat template."""
+    train_on: Literal["completion", "all"] = "completion"
+    """completion: loss only on <calls>...</calls> and eos; all: loss on every token (the seed's behaviour)."""
+    max_length: int = 512
+    """Tokens per training row (packed row length, or the truncation length unpacked)."""
+    packing: bool = True
+    """Pack several documents per row (best-fit decreasing); false = one padded document per row."""
+    overlong: Literal["truncate", "drop"] = "truncate"
+    """What to do with a document longer than max_length: truncate it (the seed) or drop it; counted either way."""
+    packed_dir: str = ""
+    """Where preprocessing writes shards and the manifest; empty = <output.root>/<output.name>/packed."""
+    num_shards: int = 1
+    """Default number of preprocessing shards (a SLURM array overrides it with SLURM_ARRAY_TASK_COUNT)."""
+    num_proc: int = 0
+    """Tokenizer worker processes per shard; 0 = the cores available to this process."""
+
+
+@dataclass
+class QuantConfig:
+    load_in_4bit: bool = True
+    """Load the frozen base in 4 bits with bitsandbytes (QLoRA); false = bf16/fp16 base."""
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    """4-bit data type."""
+    double_quant: bool = True
+    """Quantize the quantization constants too (saves about 0.4 bits per parameter)."""
+    quant_storage: Literal["auto", "uint8", "bf16", "fp16", "fp32"] = "auto"
+    """Storage dtype of 4-bit weights; auto = uint8, or the compute dtype under ZeRO-3 so shards can be made."""
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = True
+    """Train LoRA adapters; false = full fine-tuning (needs quant.load_in_4bit=false)."""
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 16
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: float = 0.05
+    """Dropout on the LoRA input."""
+    target_modules: str | list[str] = "all-linear"
+    """Modules to adapt; all-linear resolves to the model's real linear names (Phi-3: qkv_proj, o_proj, gate_up_proj, down_proj)."""
+
+
+@dataclass
+class TrainConfig:
+    global_batch_size: int = 60
+    """Rows per optimizer step over all ranks; micro-batch x accumulation x world size must equal it."""
+    micro_batch_size: int = 0
+    """Rows per forward pass per rank; 0 = the largest divisor of the per-rank batch not above max_micro_batch."""
+    max_micro_batch: int = 8
+    """Cap for the derived micro-batch (memory bound)."""
+    max_steps: int = 1000
+    """Optimizer steps to train."""
+    learning_rate: float = 1e-4
+    """Peak learning rate."""
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    """Decay after warmup."""
+    warmup_ratio: float = 0.1
+    """Fraction of max_steps spent warming up linearly from 0."""
+    optimizer: Literal["adamw_8bit", "paged_adamw_8bit", "adamw_torch", "adamw_torch_fused"] = "adamw_8bit"
+    """Optimizer; the 8-bit ones come from bitsandbytes (the seed used adamw_8bit)."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0 disables)."""
+    save_steps: int = 250
+    """Write a checkpoint every this many steps (and at the end)."""
+    save_total_limit: int = 2
+    """Keep this many most recent complete checkpoints."""
+    logging_steps: int = 10
+    """Write a metrics.jsonl line every this many steps."""
+    seed: int = 42
+    """Seed for weights of new modules, dropout and data order."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (less memory, about a third more compute)."""
+    liger_kernel: bool = False
+    """Use Liger Kernel's fused Triton ops (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy) when installed."""
+    torch_compile: bool = False
+    """Compile the model with torch.compile."""
+    shuffle: bool = True
+    """Shuffle packed rows each epoch (deterministically from seed)."""
+
+
+@dataclass
+class DistributedConfig:
+    accelerate_config: str = "configs/accelerate/single_gpu.yaml"
+    """Accelerate launch config the SLURM templates and submitit use (configs/accelerate/*.yaml)."""
+    timeout_minutes: int = 30
+    """Collective timeout before a stuck rank fails the job instead of hanging it."""
+
+
+@dataclass
+class InferConfig:
+    backend: Literal["hf", "vllm"] = "hf"
+    """hf: transformers generate with batches sorted by length; vllm: vLLM with the LoRA adapter (if installed)."""
+    max_new_tokens: int = 256
+    """Generation budget per prompt."""
+    batch_size: int = 16
+    """Prompts per generate call (hf backend)."""
+
+
+@dataclass
+class OutputConfig:
+    root: str = "runs"
+    """Folder that holds one folder per run."""
+    name: str = "run"
+    """Run name: everything of the job lives in <root>/<name>/."""
+    report_to: Literal["tensorboard", "none"] = "tensorboard"
+    """Extra metric sink beside metrics.jsonl."""
+
+
+@dataclass
+class JobConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output.root) / self.output.name
+
+    @property
+    def packed_dir(self) -> Path:
+        return Path(self.data.packed_dir) if self.data.packed_dir else self.run_dir / "packed"
+
+
+# ---------------------------------------------------------------- building from dicts
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return value in typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _describe(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "null")
+
+
+def _build(cls: type, values: dict, where: str, prefix: str = "") -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: '{prefix.rstrip('.') or '<top>'}' must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{prefix}{unknown[0]}' (known under '{prefix or '<top>'}': {', '.join(sorted(known))})")
+    kwargs = {}
+    for name, value in values.items():
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[name] = _build(annotation, value, where, f"{prefix}{name}.")
+            continue
+        if not _type_ok(value, annotation):
+            raise ConfigError(f"{where}: '{prefix}{name}' = {value!r} is invalid: expected {_describe(annotation)}")
+        kwargs[name] = float(value) if annotation is float else value
+    return cls(**kwargs)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """``["train.max_steps=20", "lora.r=8"]`` -> nested dict; values are parsed as YAML scalars/lists."""
+    nested: dict = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"command line: override {item!r} must look like section.key=value")
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw) if raw != "" else ""
+    return nested
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> JobConfig:
+    """Defaults <- YAML file <- command-line overrides, then validated."""
+    values: dict = {}
+    where = "defaults"
+    if path is not None:
+        where = str(path)
+        if not Path(path).is_file():
+            raise ConfigError(f"--config: no such file: {path}")
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    if overrides:
+        values = _merge(values, parse_overrides(overrides))
+        where = f"{where} + command line"
+    config = _build(JobConfig, values, where)
+    validate(config, where)
+    return config
+
+
+def validate(config: JobConfig, where: str = "config") -> None:
+    """Checks across fields that types alone cannot express."""
+
+    def need(ok: bool, key: str, message: str) -> None:
+        if not ok:
+            raise ConfigError(f"{where}: '{key}' {message}")
+
+    t, d = config.train, config.data
+    need(0.0 <= d.heldout_fraction < 1.0, "data.heldout_fraction", "must be in [0, 1)")
+    need(d.max_length >= 16, "data.max_length", "must be at least 16")
+    need(d.num_shards >= 1, "data.num_shards", "must be at least 1")
+    need(t.global_batch_size >= 1, "train.global_batch_size", "must be at least 1")
+    need(t.micro_batch_size >= 0, "train.micro_batch_size", "must be 0 (derive) or positive")
+    need(t.max_steps >= 1, "train.max_steps", "must be at least 1")
+    need(t.save_steps >= 1, "train.save_steps", "must be at least 1")
+    need(t.save_total_limit >= 1, "train.save_total_limit", "must be at least 1")
+    need(t.logging_steps >= 1, "train.logging_steps", "must be at least 1")
+    need(0.0 <= t.warmup_ratio < 1.0, "train.warmup_ratio", "must be in [0, 1)")
+    need(t.learning_rate > 0, "train.learning_rate", "must be positive")
+    need(config.lora.enabled or not config.quant.load_in_4bit, "lora.enabled",
+         "is false (full fine-tuning) but quant.load_in_4bit is true: 4-bit weights cannot be trained; set quant.load_in_4bit=false")
+    need(config.lora.r >= 1, "lora.r", "must be at least 1")
+    need("/" not in config.output.name and config.output.name not in ("", ".", ".."), "output.name", "must be a plain folder name")
+
+
+def to_dict(config: JobConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def save_resolved(config: JobConfig, path: str | os.PathLike | None = None) -> Path:
+    """Write the fully resolved config (every field) atomically, by default to runs/<name>/config.yaml."""
+    path = Path(path) if path else config.run_dir / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    os.replace(tmp, path)
+    return path
+
+
+def add_config_arguments(parser) -> None:
+    """The two arguments every stage that reads a job config takes."""
+    parser.add_argument("--config", required=True, help="job config YAML (configs/jobs/*.yaml)")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override config values, e.g. train.max_steps=20")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The one-line doc of each field (the string literal under it), for --help and tests."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for stmt, nxt in zip(body, body[1:]):
+        if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[stmt.target.id] = nxt.value.value
+    return docs

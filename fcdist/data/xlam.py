@@ -1,0 +1,160 @@
+"""Load xlam-format rows (the hub dataset or local json/jsonl/parquet), validate each row, split by id.
+
+A row is ``{"id", "query", "tools", "answers"}`` with tools and answers as JSON strings. Validation names
+the source and the row id in every message, and the ``on_bad_row`` policy decides whether a bad row stops
+the job (``error``) or is skipped and counted (``skip``); it is never silent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+REQUIRED_COLUMNS = ("id", "query", "tools", "answers")
+LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+class BadRowError(ValueError):
+    """A row that cannot be used, with where it came from and why."""
+
+    def __init__(self, source: str, row_id: Any, reason: str):
+        self.source, self.row_id, self.reason = source, row_id, reason
+        super().__init__(f"{source}: row id={row_id!r}: {reason}")
+
+
+@dataclass(frozen=True)
+class XlamRow:
+    id: Any
+    query: str
+    tools: list[dict]
+    answers: list[dict]
+
+
+@dataclass
+class SkipReport:
+    """What ``on_bad_row: skip`` left out, by reason (reason text without the row id)."""
+
+    skipped: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    examples: dict[str, Any] = field(default_factory=dict)  # reason -> first row id seen with it
+
+    def add(self, error: BadRowError) -> None:
+        self.skipped += 1
+        self.reasons[error.reason] += 1
+        self.examples.setdefault(error.reason, error.row_id)
+
+    def merge(self, other: "SkipReport") -> None:
+        self.skipped += other.skipped
+        self.reasons.update(other.reasons)
+        for reason, row_id in other.examples.items():
+            self.examples.setdefault(reason, row_id)
+
+    def summary(self) -> str:
+        lines = [f"skipped {self.skipped} bad row(s):"]
+        lines += [f"  {n} x {reason} (first: id={self.examples[reason]!r})" for reason, n in self.reasons.most_common()]
+        return "\n".join(lines)
+
+
+def _decode_list(raw: Any, column: str, source: str, row_id: Any) -> list:
+    if isinstance(raw, list):  # already decoded (a parquet file may store lists)
+        return raw
+    if not isinstance(raw, str):
+        raise BadRowError(source, row_id, f"'{column}' must be a JSON string, got {type(raw).__name__}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise BadRowError(source, row_id, f"'{column}' is not valid JSON ({e.msg} at char {e.pos})") from None
+    if not isinstance(value, list):
+        raise BadRowError(source, row_id, f"'{column}' must decode to a list, got {type(value).__name__}")
+    return value
+
+
+def _check_tools(tools: list, source: str, row_id: Any) -> None:
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise BadRowError(source, row_id, f"'tools'[{i}] must be a dict with a string 'name'")
+        params = tool.get("parameters", {})
+        if not isinstance(params, dict):
+            raise BadRowError(source, row_id, f"'tools'[{i}] ({tool['name']}) 'parameters' must be a dict")
+
+
+def _check_answers(answers: list, tool_names: set[str], source: str, row_id: Any) -> None:
+    for i, call in enumerate(answers):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            raise BadRowError(source, row_id, f"'answers'[{i}] must be a dict with a string 'name'")
+        if not isinstance(call.get("arguments"), dict):
+            raise BadRowError(source, row_id, f"'answers'[{i}] ({call['name']}) 'arguments' must be a dict")
+        if call["name"] not in tool_names:
+            raise BadRowError(source, row_id, f"'answers'[{i}] calls '{call['name']}', which is not among the row's tools")
+
+
+def parse_row(raw: dict, source: str) -> XlamRow:
+    """Decode and validate one raw row; raises BadRowError naming the row id and the reason."""
+    row_id = raw.get("id")
+    missing = [c for c in REQUIRED_COLUMNS if raw.get(c) is None]
+    if missing:
+        raise BadRowError(source, row_id, f"missing column(s) {', '.join(missing)}")
+    if not isinstance(raw["query"], str):
+        raise BadRowError(source, row_id, "'query' must be a string")
+    tools = _decode_list(raw["tools"], "tools", source, row_id)
+    answers = _decode_list(raw["answers"], "answers", source, row_id)
+    _check_tools(tools, source, row_id)
+    _check_answers(answers, {t["name"] for t in tools}, source, row_id)
+    return XlamRow(row_id, raw["query"], tools, answers)
+
+
+def parse_rows(raws: Iterable[dict], source: str, on_bad_row: str) -> tuple[list[XlamRow], SkipReport]:
+    """Validate many rows under the ``on_bad_row`` policy (``error`` raises at the first bad row)."""
+    rows, report = [], SkipReport()
+    for raw in raws:
+        try:
+            rows.append(parse_row(raw, source))
+        except BadRowError as e:
+            if on_bad_row == "error":
+                raise
+            report.add(e)
+    return rows, report
+
+
+def heldout_score(row_id: Any) -> float:
+    """A number in [0, 1) fixed by the row id alone, so every shard, node and rerun agrees on the split."""
+    digest = hashlib.sha256(str(row_id).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_heldout(row_id: Any, fraction: float) -> bool:
+    return heldout_score(row_id) < fraction
+
+
+def load_raw(source: str, revision: str | None = None, split: str = "train"):
+    """The raw rows as a ``datasets.Dataset``: a local json/jsonl/parquet file, or a hub dataset id.
+
+    The hub dataset (``Salesforce/xlam-function-calling-60k``) is gated: the token comes from the
+    environment (``HF_TOKEN``), never from a config file, and is never logged.
+    """
+    import datasets
+
+    path = Path(source)
+    if path.suffix in LOCAL_FORMATS or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"data.source: no such file: {source}")
+        fmt = LOCAL_FORMATS.get(path.suffix)
+        if fmt is None:
+            raise ValueError(f"data.source: {source}: unknown format (expected one of {', '.join(LOCAL_FORMATS)})")
+        ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
+    else:
+        ds = datasets.load_dataset(source, revision=revision, split=split, token=os.environ.get("HF_TOKEN"))
+    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+    if missing:
+        raise BadRowError(source, None, f"missing column(s) {', '.join(missing)} (the file has {ds.column_names})")
+    return ds
+
+
+def read_rows(source: str, on_bad_row: str = "error") -> tuple[list[XlamRow], SkipReport]:
+    """Load and validate every row of a local file or hub dataset (small files: gold sets, tests, render)."""
+    return parse_rows(load_raw(source), source, on_bad_row)

@@ -1,0 +1,284 @@
+"""``fcdist preprocess``: one shard of rows -> validated, split, tokenized, packed Arrow rows on disk.
+
+Run before training so no training rank tokenizes while the others wait on a collective. Each shard is a
+contiguous slice of the rows, written to ``<out>/shard-<i>-of-<N>/`` through a temporary folder that is
+renamed only when complete (so a killed task never leaves a shard that looks done). When every shard of
+N is complete, ``<out>/manifest.json`` records them, the totals and the fingerprint that training checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from fcdist.config import JobConfig, add_config_arguments, load_config
+from fcdist.data.xlam import BadRowError, SkipReport, is_heldout, load_raw, parse_row
+from fcdist.preprocess.fingerprint import differing_keys, fingerprint_components, fingerprint_hash, sha256_file
+from fcdist.preprocess.packing import PackStats, pack_documents
+from fcdist.preprocess.tokenize import tokenize_row
+
+MARKER = "COMPLETE.json"
+MANIFEST = "manifest.json"
+HELDOUT = "heldout.jsonl"
+
+
+def shard_name(index: int, num_shards: int) -> str:
+    return f"shard-{index}-of-{num_shards}"
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def load_tokenizer(config: JobConfig):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        config.model.name_or_path, revision=config.model.revision, trust_remote_code=config.model.trust_remote_code
+    )
+
+
+def _process_batch(batch: dict, *, source: str, tokenizer, config: JobConfig) -> dict:
+    """Validate, split and tokenize a batch of raw rows; bad rows are flagged here and judged by the caller."""
+    out = {"row_id": [], "bad": [], "heldout": [], "input_ids": [], "labels": []}
+    for i in range(len(batch["id"])):
+        raw = {key: values[i] for key, values in batch.items()}
+        out["row_id"].append(str(raw["id"]))
+        try:
+            row = parse_row(raw, source)
+        except BadRowError as e:
+            out["bad"].append(e.reason)
+            out["heldout"].append(False)
+            out["input_ids"].append([])
+            out["labels"].append([])
+            continue
+        heldout = is_heldout(row.id, config.data.heldout_fraction)
+        doc = None if heldout else tokenize_row(row, tokenizer, config.data.template, config.data.train_on)
+        out["bad"].append("")
+        out["heldout"].append(heldout)
+        out["input_ids"].append(doc.input_ids if doc else [])
+        out["labels"].append(doc.labels if doc else [])
+    return out
+
+
+def apply_bad_row_policy(processed, raw_slice, config: JobConfig) -> SkipReport:
+    """``error``: raise for the first bad row (nothing has been written yet); ``skip``: count them."""
+    report = SkipReport()
+    for index, reason in enumerate(processed["bad"]):
+        if not reason:
+            continue
+        error = BadRowError(config.data.source, raw_slice[index]["id"], reason)
+        if config.data.on_bad_row == "error":
+            raise error
+        report.add(error)
+    return report
+
+
+def write_heldout(raw_slice, processed, path: Path) -> int:
+    """The held-out rows, unchanged (xlam format), for inference and as the scoring gold."""
+    indices = [i for i, (held, bad) in enumerate(zip(processed["heldout"], processed["bad"])) if held and not bad]
+    with open(path, "w") as f:
+        for i in indices:
+            f.write(json.dumps(raw_slice[i], ensure_ascii=False) + "\n")
+    return len(indices)
+
+
+def build_shard(config: JobConfig, tokenizer, index: int, num_shards: int, components: dict, tmp_dir: Path) -> dict:
+    """Do the work of one shard into ``tmp_dir``; returns the completion marker's contents."""
+    import datasets
+
+    raw = load_raw(config.data.source, config.data.revision, config.data.split)
+    raw_slice = raw.shard(num_shards=num_shards, index=index, contiguous=True)
+    num_proc = config.data.num_proc or available_cores()
+    processed = raw_slice.map(
+        _process_batch,
+        batched=True,
+        batch_size=256,
+        num_proc=num_proc if len(raw_slice) >= 1024 and num_proc > 1 else None,
+        remove_columns=raw_slice.column_names,
+        fn_kwargs={"source": config.data.source, "tokenizer": tokenizer, "config": config},
+        desc=f"tokenize {shard_name(index, num_shards)}",
+    )
+    skips = apply_bad_row_policy(processed, raw_slice, config)
+    if skips.skipped:
+        print(f"{shard_name(index, num_shards)}: {skips.summary()}", file=sys.stderr)
+
+    heldout_count = write_heldout(raw_slice, processed, tmp_dir / HELDOUT)
+    train = processed.filter(lambda bad, held: not bad and not held, input_columns=["bad", "heldout"])
+    docs = list(zip(train["input_ids"], train["labels"]))
+    rows, stats = pack_documents(docs, config.data.max_length, config.data.overlong, config.data.packing)
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_dir / "data"))
+    return {
+        "shard": shard_name(index, num_shards),
+        "fingerprint": fingerprint_hash(components),
+        "rows_in": len(raw_slice),
+        "rows_kept": stats.documents - stats.dropped,
+        "skipped": skips.skipped,
+        "skip_reasons": dict(skips.reasons),
+        "heldout": heldout_count,
+        "truncated": stats.truncated,
+        "dropped": stats.dropped,
+        "tokens": stats.tokens,
+        "loss_tokens": sum(sum(label != -100 for label in labels) for _, labels in docs),
+        "packed_rows": stats.rows,
+        "packing_efficiency": round(stats.efficiency, 6),
+        "checksum": data_checksum(tmp_dir / "data"),
+    }
+
+
+def data_checksum(data_dir: Path) -> str:
+    """Hash of the Arrow files' hashes, to detect a shard changed or damaged after it was written."""
+    import hashlib
+
+    files = sorted(p for p in data_dir.iterdir() if p.suffix == ".arrow")
+    return hashlib.sha256("".join(sha256_file(p) for p in files).encode()).hexdigest()
+
+
+def read_marker(shard_dir: Path) -> dict | None:
+    marker = shard_dir / MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def preprocess_shard(config: JobConfig, index: int, num_shards: int, tokenizer=None) -> Path:
+    """Write one complete shard (or keep the existing one if its fingerprint matches); returns its folder."""
+    if not 0 <= index < num_shards:
+        raise ValueError(f"--shard {index} is out of range for --num-shards {num_shards}")
+    tokenizer = tokenizer or load_tokenizer(config)
+    components = fingerprint_components(config, tokenizer)
+    out = config.packed_dir
+    final = out / shard_name(index, num_shards)
+    marker = read_marker(final)
+    if marker and marker["fingerprint"] == fingerprint_hash(components):
+        print(f"{final}: complete with the same fingerprint, skipped")
+        return final
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        started = time.time()
+        marker = build_shard(config, tokenizer, index, num_shards, components, tmp)
+        marker["seconds"] = round(time.time() - started, 3)
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
+        replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{final}: {marker['rows_in']} rows in, {marker['rows_kept']} kept, {marker['heldout']} held out, "
+          f"{marker['skipped']} skipped, {marker['packed_rows']} packed rows, efficiency {marker['packing_efficiency']:.3f}")
+    return final
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Swap ``new`` in as ``final``; an old shard is moved aside first and removed only after the swap."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_manifest(config: JobConfig, num_shards: int, tokenizer=None) -> Path:
+    """Record all N complete shards; refuses (naming them) if any is missing, stale or damaged."""
+    tokenizer = tokenizer or load_tokenizer(config)
+    components = fingerprint_components(config, tokenizer)
+    out = config.packed_dir
+    markers, problems = [], []
+    for index in range(num_shards):
+        shard_dir = out / shard_name(index, num_shards)
+        marker = read_marker(shard_dir)
+        if marker is None:
+            problems.append(f"{shard_dir.name} is missing or incomplete")
+        elif marker["fingerprint"] != fingerprint_hash(components):
+            problems.append(f"{shard_dir.name} was made with other settings (fingerprint {marker['fingerprint']})")
+        elif data_checksum(shard_dir / "data") != marker["checksum"]:
+            problems.append(f"{shard_dir.name} changed after it was written (checksum mismatch)")
+        else:
+            markers.append(marker)
+    if problems:
+        raise RuntimeError(f"{out}: cannot write the manifest: " + "; ".join(problems))
+
+    with open(out / f".{HELDOUT}.tmp", "w") as f:
+        for index in range(num_shards):
+            f.write((out / shard_name(index, num_shards) / HELDOUT).read_text())
+    os.replace(out / f".{HELDOUT}.tmp", out / HELDOUT)
+
+    totals = {key: sum(m[key] for m in markers) for key in
+              ("rows_in", "rows_kept", "skipped", "heldout", "truncated", "dropped", "tokens", "loss_tokens", "packed_rows")}
+    manifest = {
+        "fingerprint": fingerprint_hash(components),
+        "fingerprint_components": components,
+        "num_shards": num_shards,
+        "max_length": config.data.max_length,
+        "packing": config.data.packing,
+        "shards": markers,
+        "totals": totals,
+        "packing_efficiency": round(totals["tokens"] / (totals["packed_rows"] * config.data.max_length or 1), 6),
+        "heldout_file": HELDOUT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    tmp = out / f".{MANIFEST}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, out / MANIFEST)
+    return out / MANIFEST
+
+
+def all_shards_complete(config: JobConfig, num_shards: int, tokenizer) -> bool:
+    """Every shard of N has a marker made with this config's fingerprint (so the manifest can be written)."""
+    expected = fingerprint_hash(fingerprint_components(config, tokenizer))
+    markers = [read_marker(config.packed_dir / shard_name(i, num_shards)) for i in range(num_shards)]
+    return all(m and m["fingerprint"] == expected for m in markers)
+
+
+def check_manifest(config: JobConfig, tokenizer) -> dict:
+    """Training's guard: the manifest must exist and match this config, else name what differs."""
+    path = config.packed_dir / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest; run `fcdist preprocess --config ...` first")
+    manifest = json.loads(path.read_text())
+    expected = fingerprint_components(config, tokenizer)
+    differing = differing_keys(expected, manifest["fingerprint_components"])
+    if differing:
+        detail = ", ".join(f"{k} (config: {expected.get(k)!r}, manifest: {manifest['fingerprint_components'].get(k)!r})"
+                           for k in differing)
+        raise ValueError(f"{path}: the packed data was made with other settings: {detail}; rerun fcdist preprocess")
+    return manifest
+
+
+def default_shard_args() -> tuple[int | None, int | None]:
+    """Inside a SLURM job array, the task id and count pick the shard."""
+    task, count = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
+    return (int(task), int(count)) if task is not None and count is not None else (None, None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fcdist preprocess",
+        usage="fcdist preprocess --config C [--shard I --num-shards N | --all | --finalize] [key=value ...]",
+        description="Tokenize and pack xlam rows into Arrow shards plus a manifest.",
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--shard", type=int, help="shard index (default: SLURM_ARRAY_TASK_ID, else all shards)")
+    parser.add_argument("--num-shards", type=int, help="number of shards (default: SLURM_ARRAY_TASK_COUNT, else data.num_shards)")
+    parser.add_argument("--finalize", action="store_true", help="only write the manifest from complete shards")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    env_shard, env_count = default_shard_args()
+    num_shards = args.num_shards or env_count or config.data.num_shards
+    shard = args.shard if args.shard is not None else env_shard
+    tokenizer = load_tokenizer(config)
+    if not args.finalize:
+        for index in [shard] if shard is not None else range(num_shards):
+            preprocess_shard(config, index, num_shards, tokenizer)
+    if args.finalize or all_shards_complete(config, num_shards, tokenizer):
+        print(f"manifest: {write_manifest(config, num_shards, tokenizer)}")
+    return 0
