@@ -71,14 +71,15 @@ alive() {  # alive NAME COMM: pid file NAME.pid names a live process whose comm 
     [[ -n $pid && -r /proc/$pid/comm ]] || return 1
     [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2"* ]]
 }
-pid_of() { tr -dc 0-9 <"$(pidfile "$1")"; }
+pid_of() { local p; p=$(tr -dc 0-9 <"$(pidfile "$1")" 2>/dev/null) || true; echo "${p:--}"; }  # "-": none yet
 munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 logtail() { echo "--- last lines of $1:" >&2; tail -n 25 "$1" >&2 2>/dev/null || echo "(no log)" >&2; }
 
-wait_for() {  # wait_for SECONDS WHAT LOG CMD...: poll CMD until it succeeds, else die with LOG's tail
-    local secs=$1 what=$2 log=$3 t0=$SECONDS
-    shift 3
+wait_for() {  # wait_for SECONDS WHAT LOG PID CMD...: poll CMD until it succeeds; die with LOG's
+    local secs=$1 what=$2 log=$3 pid=$4 t0=$SECONDS  # tail after SECONDS, or at once if PID exits
+    shift 4
     until "$@" >/dev/null 2>&1; do
+        if [[ $pid != - && ! -d /proc/$pid ]]; then logtail "$log"; die "$what exited while starting"; fi
         if ((SECONDS - t0 >= secs)); then logtail "$log"; die "$what did not come up within ${secs}s"; fi
         sleep 0.5
     done
@@ -90,7 +91,7 @@ write_configs() {
     host=$(hostname -s)
     # Each slurmd sees the whole machine; give each node half the memory so --mem requests make sense.
     mem_mb=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2))
-    mkdir -p "$DIR"/{etc,run,log,state,spool,dev}
+    mkdir -p "$DIR"/{etc,run,log,state,dev} "${NODES[@]/#/$DIR/spool/}"
     cat >"$CONF" <<EOF
 # Written by slurm/local-cluster.sh start; edits are lost on the next start.
 ClusterName=$CLUSTER
@@ -181,11 +182,12 @@ start_munge() {
     runuser -u munge -- munged --pid-file="$DIR/munge/munged.pid" --log-file="$log" \
         </dev/null >>"$DIR/log/munged.out" 2>&1 || { cat "$DIR/log/munged.out" >&2; die "munged did not start"; }
     ln -sf "$DIR/munge/munged.pid" "$(pidfile munged)"
-    wait_for 20 munged "$log" munge_ok
+    wait_for 20 munged "$log" - munge_ok
 }
 
-db() { mysql --no-defaults --socket="$DIR/mysql.sock" -u root "$@"; }
+db() { mysql --no-defaults --socket="$DIR/mysql/mysqld.sock" -u root "$@"; }
 start_mariadb() {
+    # mariadbd runs as user mysql: its socket, pid file and log live in the datadir it owns.
     if [[ ! -d $DIR/mysql/mysql ]]; then
         install -d -o mysql -g mysql "$DIR/mysql"
         mariadb-install-db --no-defaults --user=mysql --datadir="$DIR/mysql" --auth-root-authentication-method=socket \
@@ -193,20 +195,23 @@ start_mariadb() {
     fi
     install -d -o mysql -g mysql /run/mysqld   # mysqld_safe checks for it even with our own socket
     # --no-defaults: ignore /etc/mysql, so a system MariaDB (port 3306, /run/mysqld) is not touched.
-    setsid mysqld_safe --no-defaults --user=mysql --datadir="$DIR/mysql" --socket="$DIR/mysql.sock" \
-        --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$(pidfile mysqld)" \
-        --log-error="$DIR/log/mysqld.log" </dev/null >>"$DIR/log/mysqld_safe.log" 2>&1 &
+    setsid mysqld_safe --no-defaults --user=mysql --datadir="$DIR/mysql" --socket="$DIR/mysql/mysqld.sock" \
+        --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$DIR/mysql/mysqld.pid" \
+        --log-error="$DIR/mysql/error.log" </dev/null >>"$DIR/log/mysqld_safe.log" 2>&1 &
     echo $! >"$(pidfile mysqld_safe)"
-    wait_for 60 MariaDB "$DIR/log/mysqld.log" db -e 'select 1'
+    ln -sf "$DIR/mysql/mysqld.pid" "$(pidfile mysqld)"
+    ln -sf "$DIR/mysql/error.log" "$DIR/log/mysqld.log"
+    wait_for 60 MariaDB "$DIR/log/mysqld.log" "$(pid_of mysqld_safe)" db -e 'select 1'
     db -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
            CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';
            GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
 }
 
 start_slurmdbd() {
-    slurmdbd -f "$DIR/etc/slurmdbd.conf" </dev/null >>"$DIR/log/slurmdbd.log" 2>&1 ||
+    # slurmdbd has no -f: it reads slurmdbd.conf beside $SLURM_CONF.
+    slurmdbd </dev/null >>"$DIR/log/slurmdbd.log" 2>&1 ||
         { logtail "$DIR/log/slurmdbd.log"; die "slurmdbd did not start"; }
-    wait_for 60 slurmdbd "$DIR/log/slurmdbd.log" sacctmgr -n show cluster
+    wait_for 60 slurmdbd "$DIR/log/slurmdbd.log" "$(pid_of slurmdbd)" sacctmgr -n show cluster
     # slurmctld registers with slurmdbd under ClusterName, which must exist first.
     if [[ -z $(sacctmgr -n -P show cluster "$CLUSTER" format=cluster) ]]; then
         sacctmgr -i add cluster "$CLUSTER" >/dev/null
@@ -216,7 +221,7 @@ start_slurmdbd() {
 start_slurm() {
     slurmctld -f "$CONF" </dev/null >>"$DIR/log/slurmctld.log" 2>&1 ||
         { logtail "$DIR/log/slurmctld.log"; die "slurmctld did not start"; }
-    wait_for 60 slurmctld "$DIR/log/slurmctld.log" scontrol ping
+    wait_for 60 slurmctld "$DIR/log/slurmctld.log" "$(pid_of slurmctld)" scontrol ping
     for node in "${NODES[@]}"; do
         slurmd -f "$CONF" -N "$node" </dev/null >>"$DIR/log/slurmd-$node.log" 2>&1 ||
             { logtail "$DIR/log/slurmd-$node.log"; die "slurmd $node did not start"; }
@@ -231,7 +236,7 @@ start_slurm() {
         fi
         sleep 0.5
     done
-    wait_for 30 sacct "$DIR/log/slurmdbd.log" sacct -n -X -a -S now
+    wait_for 30 sacct "$DIR/log/slurmdbd.log" - sacct -n -X -a -S now
 }
 
 # The daemons start() may have started, in stop order: pid-file name, process name.
