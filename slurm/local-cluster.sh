@@ -24,6 +24,7 @@ CTLD_PORT=$PORT DBD_PORT=$((PORT + 1)) DB_PORT=$((PORT + 2))
 PACKAGES=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server mariadb-client)
 CONF=$DIR/etc/slurm.conf
 export SLURM_CONF=$CONF              # every client call below talks to this cluster, not /etc/slurm
+export PATH=$PATH:/usr/sbin:/sbin    # the daemons live in sbin, which a CI shell may not have
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "local-cluster: $*" >&2; exit 1; }
@@ -100,6 +101,9 @@ SlurmctldPort=$CTLD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job waits cred_expire seconds before it starts again: 20 instead of 120 keeps
+# requeue tests short (a step must still launch within 20 s of its credential, ample here).
+AuthInfo=cred_expire=20
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/%n
 SlurmctldPidFile=$DIR/run/slurmctld.pid
@@ -252,7 +256,7 @@ cluster_up() {  # quiet check, the same one status and start use
     done
     munge_ok || return 1
     # Both nodes answer and are usable (idle, mixed or allocated; not down or drained).
-    [[ $(sinfo -h -N -o '%t' 2>/dev/null | grep -cE '^(idle|mix|alloc)$') == "${#NODES[@]}" ]]
+    [[ $(timeout 30 sinfo -h -N -o '%t' 2>/dev/null | grep -cE '^(idle|mix|alloc|comp|resv)$') == "${#NODES[@]}" ]]
 }
 
 cmd_start() {
@@ -338,12 +342,14 @@ cmd_status() {
             rc=1
         fi
     done
-    if sinfo -N 2>/dev/null; then
-        cluster_up || rc=1
-    else
+    # sinfo against a dead slurmctld waits out MessageTimeout: ask only a live one.
+    if ! alive slurmctld slurmctld; then
+        echo "  sinfo: slurmctld is down"
+    elif ! timeout 30 sinfo -N 2>/dev/null; then
         echo "  sinfo: no answer from slurmctld"
         rc=1
     fi
+    ((rc != 0)) || cluster_up || rc=1
     if ((rc == 0)); then echo "cluster up: export SLURM_CONF=$CONF"; else echo "cluster NOT up ($DIR)"; fi
     return $rc
 }

@@ -1,9 +1,7 @@
 """Tokenize rendered rows and mark which tokens carry loss.
 
-The whole text is tokenized at once (prompt and completion together, as the model will see it) and the
-loss boundary is found from character offsets, so masking never changes how the text is tokenized.
-A token carries loss when it covers any character of the completion; eos always does under
-``train_on: completion`` because the model must learn to stop.
+The prompt is tokenized as inference sees it, the completion follows it; under ``train_on: completion``
+exactly the completion's tokens and eos carry loss (eos because the model must learn to stop).
 """
 
 from __future__ import annotations
@@ -33,17 +31,25 @@ def render_row(row: XlamRow, template: str, tokenizer) -> Rendered:
 
 
 def tokenize_rendered(rendered: Rendered, tokenizer, train_on: str, add_special_tokens: bool = True) -> TokenizedDoc:
-    """Token ids of prompt + completion + eos, with labels masked outside the completion if asked.
+    """Token ids of prompt + completion + eos, with labels masked on the prompt if asked.
 
+    The prompt is always tokenized exactly as inference will tokenize it (on its own). Where the whole
+    text tokenizes to the prompt's ids followed by more, those are the completion's ids; where a token
+    would merge across the boundary (``>{`` in a byte-level BPE), the completion is tokenized on its own
+    instead, so training never teaches a prompt ending that inference cannot produce.
     ``add_special_tokens`` is off for chat templates, which write their own bos into the text.
     """
-    encoding = tokenizer(rendered.text, return_offsets_mapping=True, add_special_tokens=add_special_tokens)
-    input_ids = list(encoding["input_ids"]) + [tokenizer.eos_token_id]
+    prompt_ids = tokenizer(rendered.prompt, add_special_tokens=add_special_tokens)["input_ids"]
+    full_ids = tokenizer(rendered.text, add_special_tokens=add_special_tokens)["input_ids"]
+    if full_ids[: len(prompt_ids)] == prompt_ids:
+        completion_ids = full_ids[len(prompt_ids):]
+    else:
+        completion_ids = tokenizer(rendered.completion, add_special_tokens=False)["input_ids"]
+    input_ids = list(prompt_ids) + list(completion_ids) + [tokenizer.eos_token_id]
     if train_on == "all":
         return TokenizedDoc(input_ids, list(input_ids))
-    boundary = len(rendered.prompt)
-    labels = [tok if end > boundary else IGNORE_INDEX for tok, (_, end) in zip(encoding["input_ids"], encoding["offset_mapping"])]
-    return TokenizedDoc(input_ids, labels + [tokenizer.eos_token_id])
+    labels = [IGNORE_INDEX] * len(prompt_ids) + input_ids[len(prompt_ids):]
+    return TokenizedDoc(input_ids, labels)
 
 
 def tokenize_row(row: XlamRow, tokenizer, template: str, train_on: str) -> TokenizedDoc:

@@ -1,0 +1,1 @@
+"""Model builders: the tiny test model, and loading the real one."""

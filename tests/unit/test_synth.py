@@ -1,0 +1,137 @@
+"""fcdist synth: rows match the xlam schema exactly, are deterministic, varied, answerable and xlam-sized."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fcdist.data.render import render_text
+from fcdist.data.synth import generate_rows, main
+
+ROW_COUNT = 2000
+BASE_TYPES = {"str", "int", "float", "bool", "List[int]", "List[str]", "List[float]", "Dict[str, Any]"}
+PYTHON_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "List[int]": list, "List[str]": list,
+                "List[float]": list, "Dict[str, Any]": dict}
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return generate_rows(ROW_COUNT, seed=0)
+
+
+@pytest.fixture(scope="module")
+def decoded(rows) -> list[tuple[dict, list[dict], list[dict]]]:
+    return [(row, json.loads(row["tools"]), json.loads(row["answers"])) for row in rows]
+
+
+def base_type(type_name: str) -> str:
+    return type_name.removesuffix(", optional")
+
+
+def shape(tools: list[dict], answers: list[dict]) -> str:
+    if len(answers) == 1:
+        return "simple" if len(tools) == 1 else "multiple"
+    return "parallel" if len({a["name"] for a in answers}) == 1 else "parallel_multiple"
+
+
+def test_columns_and_ids(rows):
+    assert all(list(row) == ["id", "query", "answers", "tools"] for row in rows)
+    assert [row["id"] for row in rows] == list(range(ROW_COUNT))
+    assert all(isinstance(row["query"], str) and row["query"] for row in rows)
+    assert all(isinstance(row["tools"], str) and isinstance(row["answers"], str) for row in rows)
+
+
+def test_tool_and_parameter_shape(decoded):
+    for _, tools, answers in decoded:
+        assert 1 <= len(tools) <= 5 and answers
+        for tool in tools:
+            assert set(tool) == {"name", "description", "parameters"}
+            assert isinstance(tool["description"], str) and tool["description"]
+            assert 1 <= len(tool["parameters"]) <= 5 or tool["name"] == "generate_password"
+            for spec in tool["parameters"].values():
+                assert set(spec) <= {"description", "type", "default"} and isinstance(spec["description"], str)
+                assert base_type(spec["type"]) in BASE_TYPES
+                if spec["type"].endswith(", optional"):
+                    assert "default" in spec
+
+
+def test_numeric_defaults_come_as_values_and_as_strings(decoded):
+    defaults = [spec["default"] for _, tools, _ in decoded for t in tools for spec in t["parameters"].values()
+                if spec["type"].startswith(("int", "float")) and spec["type"].endswith("optional")]
+    assert any(isinstance(d, str) for d in defaults) and any(isinstance(d, (int, float)) for d in defaults)
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path):
+    first, second, other = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    for out, seed in ((first, 3), (second, 3), (other, 4)):
+        assert main(["--out", str(out), "--rows", "300", "--seed", str(seed)]) == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() != other.read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".parquet"])
+def test_other_formats_hold_the_same_rows(tmp_path: Path, suffix: str):
+    import datasets
+
+    out = tmp_path / f"rows{suffix}"
+    assert main(["--out", str(out), "--rows", "50", "--seed", "1"]) == 0
+    loaded = datasets.load_dataset("parquet" if suffix == ".parquet" else "json", data_files=str(out), split="train")
+    assert loaded.to_list() == generate_rows(50, seed=1)
+    assert not list(tmp_path.glob(".*tmp*"))  # the temp file was renamed, not left behind
+
+
+def test_help_and_bad_extension(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0 and "usage: fcdist synth" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown format"):
+        main(["--out", str(tmp_path / "rows.csv"), "--rows", "5"])
+
+
+def test_catalogue_is_broad(decoded):
+    names = {tool["name"] for _, tools, _ in decoded for tool in tools}
+    assert len(names) >= 200
+
+
+def test_all_four_shapes_with_simple_most_common(decoded):
+    counts = Counter(shape(tools, answers) for _, tools, answers in decoded)
+    assert set(counts) == {"simple", "multiple", "parallel", "parallel_multiple"}
+    assert counts.most_common(1)[0][0] == "simple"
+    assert min(counts.values()) >= 0.1 * ROW_COUNT
+
+
+def test_calls_match_their_tools(decoded):
+    for _, tools, answers in decoded:
+        by_name = {tool["name"]: tool["parameters"] for tool in tools}
+        for call in answers:
+            params = by_name[call["name"]]
+            assert set(call["arguments"]) <= set(params)
+            required = {name for name, spec in params.items() if not spec["type"].endswith(", optional")}
+            assert required <= set(call["arguments"])
+            for name, value in call["arguments"].items():
+                assert isinstance(value, PYTHON_TYPES[base_type(params[name]["type"])])
+
+
+def test_argument_values_are_spelled_out_in_the_query(decoded):
+    for row, _, answers in decoded:
+        for call in answers:
+            for value in call["arguments"].values():
+                items = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
+                for item in items:
+                    if isinstance(item, (str, int)) and not isinstance(item, bool):
+                        assert str(item) in row["query"], (row["id"], item, row["query"])
+
+
+def test_lengths_look_like_xlam(decoded, tiny_model_dir: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = [render_text(row["query"], tools, answers) + tokenizer.eos_token for row, tools, answers in decoded]
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    over_512 = sum(n > 512 for n in lengths) / len(lengths)
+    assert 200 <= statistics.median(lengths) <= 400
+    assert 0.05 <= over_512 <= 0.25
