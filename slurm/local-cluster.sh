@@ -68,18 +68,24 @@ alive() {  # alive NAME COMM: pid file NAME.pid names a live process whose comm 
     local f pid
     f=$(pidfile "$1")
     [[ -s $f ]] || return 1
-    pid=$(tr -dc 0-9 <"$f")
-    [[ -n $pid && -r /proc/$pid/comm ]] || return 1
+    pid=$(pid_of "$1")
+    [[ $pid != - && -r /proc/$pid/comm ]] || return 1
     [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2"* ]]
 }
-pid_of() { local p; p=$(tr -dc 0-9 <"$(pidfile "$1")" 2>/dev/null) || true; echo "${p:--}"; }  # "-": none yet
+pid_of() {  # the pid in NAME.pid, or "-" when there is none (yet)
+    local f p=
+    f=$(pidfile "$1")
+    [[ ! -s $f ]] || p=$(tr -dc 0-9 <"$f")
+    echo "${p:--}"
+}
 munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 logtail() { echo "--- last lines of $1:" >&2; tail -n 25 "$1" >&2 2>/dev/null || echo "(no log)" >&2; }
 
-wait_for() {  # wait_for SECONDS WHAT LOG PID CMD...: poll CMD until it succeeds; die with LOG's
-    local secs=$1 what=$2 log=$3 pid=$4 t0=$SECONDS  # tail after SECONDS, or at once if PID exits
-    shift 4
+wait_for() {  # wait_for SECONDS WHAT LOG NAME CMD...: poll CMD until it succeeds; die with LOG's tail
+    local secs=$1 what=$2 log=$3 name=$4 t0=$SECONDS pid  # after SECONDS, or at once when the
+    shift 4                                               # process in pid file NAME.pid has exited
     until "$@" >/dev/null 2>&1; do
+        pid=$(pid_of "$name")
         if [[ $pid != - && ! -d /proc/$pid ]]; then logtail "$log"; die "$what exited while starting"; fi
         if ((SECONDS - t0 >= secs)); then logtail "$log"; die "$what did not come up within ${secs}s"; fi
         sleep 0.5
@@ -197,7 +203,6 @@ start_mariadb() {
         mariadb-install-db --no-defaults --user=mysql --datadir="$DIR/mysql" --auth-root-authentication-method=socket \
             >"$DIR/log/mariadb-install.log" 2>&1 || { logtail "$DIR/log/mariadb-install.log"; die "mariadb-install-db failed"; }
     fi
-    install -d -o mysql -g mysql /run/mysqld   # mysqld_safe checks for it even with our own socket
     # --no-defaults: ignore /etc/mysql, so a system MariaDB (port 3306, /run/mysqld) is not touched.
     setsid mysqld_safe --no-defaults --user=mysql --datadir="$DIR/mysql" --socket="$DIR/mysql/mysqld.sock" \
         --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$DIR/mysql/mysqld.pid" \
@@ -205,7 +210,7 @@ start_mariadb() {
     echo $! >"$(pidfile mysqld_safe)"
     ln -sf "$DIR/mysql/mysqld.pid" "$(pidfile mysqld)"
     ln -sf "$DIR/mysql/error.log" "$DIR/log/mysqld.log"
-    wait_for 60 MariaDB "$DIR/log/mysqld.log" "$(pid_of mysqld_safe)" db -e 'select 1'
+    wait_for 60 MariaDB "$DIR/log/mysqld.log" mysqld_safe db -e 'select 1'
     db -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
            CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';
            GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
@@ -215,7 +220,7 @@ start_slurmdbd() {
     # slurmdbd has no -f: it reads slurmdbd.conf beside $SLURM_CONF.
     slurmdbd </dev/null >>"$DIR/log/slurmdbd.log" 2>&1 ||
         { logtail "$DIR/log/slurmdbd.log"; die "slurmdbd did not start"; }
-    wait_for 60 slurmdbd "$DIR/log/slurmdbd.log" "$(pid_of slurmdbd)" sacctmgr -n show cluster
+    wait_for 60 slurmdbd "$DIR/log/slurmdbd.log" slurmdbd sacctmgr -n show cluster
     # slurmctld registers with slurmdbd under ClusterName, which must exist first.
     if [[ -z $(sacctmgr -n -P show cluster "$CLUSTER" format=cluster) ]]; then
         sacctmgr -i add cluster "$CLUSTER" >/dev/null
@@ -225,7 +230,7 @@ start_slurmdbd() {
 start_slurm() {
     slurmctld -f "$CONF" </dev/null >>"$DIR/log/slurmctld.log" 2>&1 ||
         { logtail "$DIR/log/slurmctld.log"; die "slurmctld did not start"; }
-    wait_for 60 slurmctld "$DIR/log/slurmctld.log" "$(pid_of slurmctld)" scontrol ping
+    wait_for 60 slurmctld "$DIR/log/slurmctld.log" slurmctld scontrol ping
     for node in "${NODES[@]}"; do
         slurmd -f "$CONF" -N "$node" </dev/null >>"$DIR/log/slurmd-$node.log" 2>&1 ||
             { logtail "$DIR/log/slurmd-$node.log"; die "slurmd $node did not start"; }

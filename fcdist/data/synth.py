@@ -22,9 +22,10 @@ import os
 import random
 import string
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from tqdm import tqdm
 
@@ -732,11 +733,9 @@ def _utility_functions(rng: random.Random) -> list[Function]:
 
 @functools.lru_cache(maxsize=1)
 def function_catalogue() -> tuple[Function, ...]:
-    """All functions rows draw from, the same for every seed; names are unique."""
+    """All functions rows draw from, the same for every seed (names are unique; a test checks)."""
     rng = random.Random(CATALOGUE_SEED)
-    functions = [f for d in DOMAINS for f in _domain_functions(d, rng)] + _utility_functions(rng)
-    by_name = {f.name: f for f in reversed(functions)}  # first definition of a repeated name wins
-    return tuple(f for f in functions if by_name[f.name] is f)
+    return tuple(f for d in DOMAINS for f in _domain_functions(d, rng)) + tuple(_utility_functions(rng))
 
 
 @functools.lru_cache(maxsize=1)
@@ -790,19 +789,20 @@ def phrase(k: Kind, value: Any, rng: random.Random) -> str:
 
 def sample_call(function: Function, rng: random.Random) -> Call:
     """Arguments for every required parameter; each optional one is stated in the query about a third of the time."""
-    arguments = {}
+    arguments: dict[str, Any] = {}
     for p in function.params:
         if p.required or rng.random() < 0.35:
-            arguments[p.kind.name] = _non_default_value(p.kind, rng)
+            arguments[p.kind.name] = fresh_value(p, arguments, rng)
     return Call(function, arguments)
 
 
-def _non_default_value(k: Kind, rng: random.Random) -> Any:
-    """An explicit optional value only says something if it differs from the default."""
-    value = k.sample(rng)
-    while value == k.default:
-        value = k.sample(rng)
-    return value
+def fresh_value(param: Param, taken: dict[str, Any], rng: random.Random) -> Any:
+    """A value that reads sensibly: no "from EUR to EUR", and an optional one is only stated if not the default."""
+    while True:
+        value = param.kind.sample(rng)
+        repeats = isinstance(value, str) and value in taken.values()
+        if not repeats and (param.required or value != param.kind.default):
+            return value
 
 
 def argument_phrases(call: Call, rng: random.Random, required: bool | None = None) -> list[str]:
@@ -846,7 +846,7 @@ def parallel_query(calls: list[Call], rng: random.Random) -> str:
 
 def multi_call_query(calls: list[Call], rng: random.Random) -> str:
     clauses = [f"{rng.choice(c.function.actions)} {join_phrases(argument_phrases(c, rng), rng)}".rstrip() for c in calls]
-    sequence = ". ".join([clauses[0]] + [capitalize(rng.choice(("then ", "after that, ", "also ", ""))) + c for c in clauses[1:]])
+    sequence = ". ".join([clauses[0]] + [capitalize(rng.choice(("then ", "after that, ", "also ", "")) + c) for c in clauses[1:]])
     return fill(rng.choice(MULTI_CALL_TEMPLATES), clauses=join_words(clauses, ", and "), sequence=sequence,
                 semicolons="; ".join(clauses))
 
@@ -866,15 +866,21 @@ def parallel_calls(function: Function, count: int, rng: random.Random) -> list[C
 
 
 def _required_values(function: Function, rng: random.Random) -> dict[str, Any]:
-    return {p.kind.name: p.kind.sample(rng) for p in function.params if p.required}
+    values: dict[str, Any] = {}
+    for p in function.params:
+        if p.required:
+            values[p.kind.name] = fresh_value(p, values, rng)
+    return values
 
 
 def _required_key(call: Call) -> str:
     return repr([call.arguments[p.kind.name] for p in call.function.params if p.required])
 
 
-def _parallel_capable(function: Function) -> bool:
-    return any(p.required for p in function.params)
+@functools.lru_cache(maxsize=1)
+def _parallel_capable() -> tuple[Function, ...]:
+    """Functions with a required parameter: only those can be called several times with different arguments."""
+    return tuple(f for f in function_catalogue() if any(p.required for p in f.params))
 
 
 # ---------------------------------------------------------------- rows
@@ -907,7 +913,7 @@ def build_row_calls(shape: str, rng: random.Random) -> tuple[list[Function], lis
         call = sample_call(tools[0], rng)
         return tools, [call], single_query(call, rng)
     if shape == "parallel":
-        function = rng.choice([f for f in function_catalogue() if _parallel_capable(f)])
+        function = rng.choice(_parallel_capable())
         tools = pick_functions(tool_count(rng, 1) if rng.random() < 0.4 else 1, rng, function)
         calls = parallel_calls(function, rng.randint(2, 4), rng)
         return tools, calls, parallel_query(calls, rng)
@@ -963,16 +969,17 @@ def build_parser() -> argparse.ArgumentParser:
         usage="fcdist synth --out FILE [--rows N] [--seed S]",
         description="Write synthetic rows in the xlam-function-calling-60k schema (id, query, answers, tools).",
     )
-    parser.add_argument("--out", required=True, type=Path, help="output file: .jsonl, .json or .parquet")
-    parser.add_argument("--rows", type=int, default=1000, help="number of rows (default: 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same file (default: 0)")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="output file: .jsonl, .json or .parquet")
+    parser.add_argument("--rows", type=int, default=1000, metavar="N", help="number of rows (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed; the same seed gives the same file (default: 0)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.rows < 1:
-        build_parser().error("--rows must be at least 1")
+        parser.error("--rows must be at least 1")
     rows = generate_rows(args.rows, args.seed)
     write_rows(rows, args.out)
     print(f"wrote {len(rows)} rows to {args.out} (seed {args.seed}, {len(function_catalogue())} functions in the catalogue)")

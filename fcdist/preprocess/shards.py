@@ -20,7 +20,7 @@ from fcdist.config import JobConfig, add_config_arguments, load_config
 from fcdist.data.xlam import BadRowError, SkipReport, is_heldout, load_raw, parse_row
 from fcdist.preprocess.fingerprint import differing_keys, fingerprint_components, fingerprint_hash, sha256_file
 from fcdist.preprocess.packing import PackStats, pack_documents
-from fcdist.preprocess.tokenize import tokenize_row
+from fcdist.preprocess.tokenize import tokenize_rows
 
 MARKER = "COMPLETE.json"
 MANIFEST = "manifest.json"
@@ -45,24 +45,22 @@ def load_tokenizer(config: JobConfig):
 
 def _process_batch(batch: dict, *, source: str, tokenizer, config: JobConfig) -> dict:
     """Validate, split and tokenize a batch of raw rows; bad rows are flagged here and judged by the caller."""
-    out = {"row_id": [], "bad": [], "heldout": [], "input_ids": [], "labels": []}
-    for i in range(len(batch["id"])):
-        raw = {key: values[i] for key, values in batch.items()}
-        out["row_id"].append(str(raw["id"]))
+    size = len(batch["id"])
+    out = {"row_id": [str(i) for i in batch["id"]], "bad": [""] * size, "heldout": [False] * size,
+           "input_ids": [[] for _ in range(size)], "labels": [[] for _ in range(size)]}
+    to_train = []
+    for i in range(size):
         try:
-            row = parse_row(raw, source)
+            row = parse_row({key: values[i] for key, values in batch.items()}, source)
         except BadRowError as e:
-            out["bad"].append(e.reason)
-            out["heldout"].append(False)
-            out["input_ids"].append([])
-            out["labels"].append([])
+            out["bad"][i] = e.reason
             continue
-        heldout = is_heldout(row.id, config.data.heldout_fraction)
-        doc = None if heldout else tokenize_row(row, tokenizer, config.data.template, config.data.train_on)
-        out["bad"].append("")
-        out["heldout"].append(heldout)
-        out["input_ids"].append(doc.input_ids if doc else [])
-        out["labels"].append(doc.labels if doc else [])
+        out["heldout"][i] = is_heldout(row.id, config.data.heldout_fraction)
+        if not out["heldout"][i]:  # held-out rows are kept raw for inference, never tokenized for training
+            to_train.append((i, row))
+    docs = tokenize_rows([row for _, row in to_train], tokenizer, config.data.template, config.data.train_on)
+    for (i, _), doc in zip(to_train, docs):
+        out["input_ids"][i], out["labels"][i] = doc.input_ids, doc.labels
     return out
 
 

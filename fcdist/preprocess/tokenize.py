@@ -30,27 +30,36 @@ def render_row(row: XlamRow, template: str, tokenizer) -> Rendered:
     return render_seed(row.query, row.tools, row.answers)
 
 
-def tokenize_rendered(rendered: Rendered, tokenizer, train_on: str, add_special_tokens: bool = True) -> TokenizedDoc:
-    """Token ids of prompt + completion + eos, with labels masked on the prompt if asked.
+def tokenize_rendered(rendered: list[Rendered], tokenizer, train_on: str, add_special_tokens: bool = True) -> list[TokenizedDoc]:
+    """Token ids of prompt + completion + eos for a batch of rows, with labels masked on the prompt if asked.
 
     The prompt is always tokenized exactly as inference will tokenize it (on its own). Where the whole
     text tokenizes to the prompt's ids followed by more, those are the completion's ids; where a token
     would merge across the boundary (``>{`` in a byte-level BPE), the completion is tokenized on its own
     instead, so training never teaches a prompt ending that inference cannot produce.
     ``add_special_tokens`` is off for chat templates, which write their own bos into the text.
+    Batches go to the tokenizer's Rust side in one call each, which is several times faster than row by row.
     """
-    prompt_ids = tokenizer(rendered.prompt, add_special_tokens=add_special_tokens)["input_ids"]
-    full_ids = tokenizer(rendered.text, add_special_tokens=add_special_tokens)["input_ids"]
-    if full_ids[: len(prompt_ids)] == prompt_ids:
-        completion_ids = full_ids[len(prompt_ids):]
-    else:
-        completion_ids = tokenizer(rendered.completion, add_special_tokens=False)["input_ids"]
-    input_ids = list(prompt_ids) + list(completion_ids) + [tokenizer.eos_token_id]
-    if train_on == "all":
-        return TokenizedDoc(input_ids, list(input_ids))
-    labels = [IGNORE_INDEX] * len(prompt_ids) + input_ids[len(prompt_ids):]
-    return TokenizedDoc(input_ids, labels)
+    prompts = tokenizer([r.prompt for r in rendered], add_special_tokens=add_special_tokens)["input_ids"]
+    fulls = tokenizer([r.text for r in rendered], add_special_tokens=add_special_tokens)["input_ids"]
+    completions = [full[len(prompt):] if full[: len(prompt)] == prompt else None for prompt, full in zip(prompts, fulls)]
+    merged = [i for i, ids in enumerate(completions) if ids is None]
+    if merged:
+        alone = tokenizer([rendered[i].completion for i in merged], add_special_tokens=False)["input_ids"]
+        for i, ids in zip(merged, alone):
+            completions[i] = ids
+    docs = []
+    for prompt_ids, completion_ids in zip(prompts, completions):
+        input_ids = list(prompt_ids) + list(completion_ids) + [tokenizer.eos_token_id]
+        labels = list(input_ids) if train_on == "all" else [IGNORE_INDEX] * len(prompt_ids) + input_ids[len(prompt_ids):]
+        docs.append(TokenizedDoc(input_ids, labels))
+    return docs
+
+
+def tokenize_rows(rows: list[XlamRow], tokenizer, template: str, train_on: str) -> list[TokenizedDoc]:
+    rendered = [render_row(row, template, tokenizer) for row in rows]
+    return tokenize_rendered(rendered, tokenizer, train_on, add_special_tokens=template == "seed")
 
 
 def tokenize_row(row: XlamRow, tokenizer, template: str, train_on: str) -> TokenizedDoc:
-    return tokenize_rendered(render_row(row, template, tokenizer), tokenizer, train_on, add_special_tokens=template == "seed")
+    return tokenize_rows([row], tokenizer, template, train_on)[0]

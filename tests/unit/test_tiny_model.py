@@ -36,7 +36,8 @@ def test_loads_as_phi3_with_safetensors(tiny_model_dir: Path, model):
 
 
 def test_special_tokens_agree_between_tokenizer_and_model(tokenizer, model):
-    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token, tokenizer.unk_token) == ("<s>", "</s>", "<pad>", "<unk>")
+    specials = (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token, tokenizer.unk_token)
+    assert specials == ("<s>", "</s>", "<pad>", "<unk>")
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
     assert model.config.eos_token_id == tokenizer.eos_token_id
     assert model.config.pad_token_id == tokenizer.pad_token_id
@@ -69,7 +70,7 @@ def test_info_file_says_how_it_was_made(tiny_model_dir: Path, tokenizer):
 
 def test_same_seed_gives_identical_files(tiny_model_dir: Path, tmp_path: Path):
     again = build_tiny_model(tmp_path / "again", seed=0)
-    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+    for name in ("model.safetensors", "tokenizer.json", "config.json", INFO_FILE):
         assert (again / name).read_bytes() == (tiny_model_dir / name).read_bytes()
 
 
