@@ -1,0 +1,25 @@
+# make demo: set up .venv and run the whole pipeline on the embedded default (tiny model, synthetic data).
+# make test: set up .venv and run the test suite.
+# make setup: only the venv. torch==2.13.0 goes in first: pip finds the local CPU wheel, while a plain
+# torch requirement resolved by pip would pull the CUDA build and several GB of nvidia packages.
+PY ?= python3
+VENV := .venv
+STAMP := $(VENV)/.fcdist-installed
+
+.PHONY: setup demo test
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q torch==2.13.0
+	# deepspeed's setup.py imports torch: build it against the torch above, not in an isolated env
+	$(VENV)/bin/pip install -q --no-build-isolation deepspeed==0.19.8
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/fcdist demo
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
