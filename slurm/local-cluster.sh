@@ -50,10 +50,11 @@ cmd_install() {
     local policy=/usr/sbin/policy-rc.d
     if [[ ! -e $policy ]]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
-        trap 'rm -f "$policy"' EXIT
+        trap "rm -f $policy" EXIT
     fi
     export DEBIAN_FRONTEND=noninteractive
-    local log=/tmp/fcdist-slurm-install.log
+    local log=$DIR/log/install.log
+    mkdir -p "$DIR/log"
     # shellcheck disable=SC2086
     { apt-get update -qq && apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends $missing; } \
         >"$log" 2>&1 || { logtail "$log"; die "apt-get failed"; }
@@ -237,6 +238,14 @@ start_slurm() {
     done
     local t0=$SECONDS
     until [[ $(sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 == "idle"' | wc -l) == "${#NODES[@]}" ]]; do
+        for node in "${NODES[@]}"; do
+            local pid
+            pid=$(pid_of "slurmd-$node")
+            # Gone, or no pid file after 10 s (a slurmd that cannot bind its port dies before writing it).
+            if [[ $pid != - && ! -d /proc/$pid ]] || { [[ $pid == - ]] && ((SECONDS - t0 > 10)); }; then
+                logtail "$DIR/log/slurmd-$node.log"; die "slurmd $node exited while starting"
+            fi
+        done
         if ((SECONDS - t0 >= 60)); then
             sinfo -N -l >&2 || true
             for node in "${NODES[@]}"; do logtail "$DIR/log/slurmd-$node.log"; done
@@ -265,11 +274,11 @@ cluster_up() {  # quiet check, the same one status and start use
 }
 
 cmd_start() {
-    local gpus=0
+    local gpus=0 asked=""
     while (($#)); do
         case $1 in
-            --gpus) gpus=${2:?--gpus needs a number}; shift 2 ;;
-            --gpus=*) gpus=${1#--gpus=}; shift ;;
+            --gpus) gpus=${2:?--gpus needs a number} asked=1; shift 2 ;;
+            --gpus=*) gpus=${1#--gpus=} asked=1; shift ;;
             *) die "unknown start option: $1 (see --help)" ;;
         esac
     done
@@ -281,17 +290,20 @@ cmd_start() {
     if cluster_up; then
         local have
         have=$(sinfo -h -o '%G' | sed -n 's/.*gpu:\([0-9]*\).*/\1/p' | head -1)
-        ((${have:-0} == gpus)) || say "note: running with --gpus ${have:-0}, not $gpus; stop it first to change"
+        [[ -z $asked ]] || ((${have:-0} == gpus)) || say "note: running with --gpus ${have:-0}, not $gpus; stop it first to change"
         say "already running ($DIR)"
     else
         # Half up (a daemon died, a node drained): restart the whole of it from a known point.
         if [[ -d $DIR/run ]]; then cmd_stop quiet; fi
+        # A start that fails half-way stops what it started (its logs stay in $DIR/log).
+        trap 'echo "local-cluster: start failed: stopping what it started" >&2; cmd_stop quiet' EXIT
         local t0=$SECONDS
         write_configs "$gpus"
         start_munge
         start_mariadb
         start_slurmdbd
         start_slurm
+        trap - EXIT
         say "up in $((SECONDS - t0))s: nodes ${NODES[*]}, $gpus fake GPU(s) each, state in $DIR"
     fi
     echo "export SLURM_CONF=$CONF"
@@ -313,7 +325,7 @@ stop_pid() {  # stop_pid NAME COMM: SIGTERM, wait up to 30s, then SIGKILL
 cmd_stop() {
     need_root
     [[ ${1:-} == quiet ]] && local QUIET=1
-    [[ -d $DIR/run ]] || { say "nothing to stop in $DIR"; return 0; }
+    if [[ -z $(ls -A "$DIR/run" 2>/dev/null) ]]; then [[ ${QUIET:-} ]] || say "nothing running in $DIR"; return 0; fi
     # Jobs still running have slurmstepd processes that outlive slurmd: cancel them first.
     if alive slurmctld slurmctld && [[ -n $(squeue -h -o %i 2>/dev/null) ]]; then
         say "cancelling jobs still in the queue: $(squeue -h -o %i | tr '\n' ' ')"

@@ -1,0 +1,168 @@
+"""``fcdist gather``: a training checkpoint -> a LoRA adapter folder (and, with ``--merge``, a full model).
+
+DDP checkpoints already hold the PEFT adapter; DeepSpeed ZeRO checkpoints are consolidated with
+DeepSpeed's own ``zero_to_fp32`` utilities and written with PEFT's ``save_pretrained``, so no shard merging
+is written here. The result is ``runs/<name>/gathered/{adapter,merged}/`` plus ``manifest.json``, built in
+a temporary folder and renamed when complete: an interrupted gather leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from fcdist.config import JobConfig, load_config, to_dict
+from fcdist.preprocess.fingerprint import sha256_file
+
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+
+
+class EmptyAdapterError(RuntimeError):
+    """The adapter has no trained weights: the classic ZeRO-3 save bug, or a run that never stepped."""
+
+
+def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
+    """``latest`` follows the pointer the trainer writes after each complete checkpoint."""
+    checkpoints = run_dir / "checkpoints"
+    if checkpoint == "latest":
+        pointer = checkpoints / "latest"
+        if not pointer.is_file():
+            raise FileNotFoundError(f"{pointer}: no complete checkpoint yet (has training saved one?)")
+        checkpoint = pointer.read_text().strip()
+    path = checkpoints / checkpoint
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such checkpoint (found: {', '.join(sorted(p.name for p in checkpoints.glob('step-*'))) or 'none'})")
+    return path
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name.removeprefix("step-"))
+
+
+def is_deepspeed_checkpoint(path: Path) -> bool:
+    return any(path.glob("global_step*"))
+
+
+def load_base(config: JobConfig, dtype):
+    """The base model unquantized: adapters of a QLoRA run are applied to (and merged into) a 16-bit base,
+    which is what PEFT supports for merging."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        config.model.name_or_path, revision=config.model.revision, dtype=dtype,
+        trust_remote_code=config.model.trust_remote_code,
+    )
+
+
+def adapter_from_zero_checkpoint(checkpoint: Path, config: JobConfig, out_dir: Path) -> None:
+    """Consolidate ZeRO shards (DeepSpeed's utility) and save the LoRA weights as a PEFT adapter."""
+    import torch
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    from peft import LoraConfig, get_peft_model
+
+    # DeepSpeed reads its own shards with torch.load(weights_only=False); they were written by this
+    # job's own ranks, never downloaded, which is the one place fcdist accepts that.
+    state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), exclude_frozen_parameters=True)
+    lora_config = LoraConfig.from_pretrained(str(checkpoint))
+    model = get_peft_model(load_base(config, torch.float32), lora_config)
+    missing = [k for k in state if k not in dict(model.named_parameters())]
+    if missing:
+        raise RuntimeError(f"{checkpoint}: ZeRO state has parameters the PEFT model lacks, e.g. {missing[0]}")
+    model.load_state_dict(state, strict=False)
+    model.save_pretrained(str(out_dir))
+
+
+def check_adapter_not_empty(adapter_dir: Path, checkpoint: Path) -> int:
+    """LoRA's B matrices start at zero, so an adapter whose B weights are all zero never learned (or was
+    saved from unpartitioned ZeRO-3 placeholders). Returns the number of adapter tensors."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    lora_b = [t for name, t in weights.items() if "lora_B" in name]
+    if not weights or not lora_b or all(t.numel() == 0 or not t.any() for t in lora_b):
+        raise EmptyAdapterError(f"{checkpoint}: the adapter is empty or all zeros ({len(weights)} tensors); "
+                                "refusing to gather it")
+    return len(weights)
+
+
+def write_adapter(checkpoint: Path, config: JobConfig, out_dir: Path) -> None:
+    if is_deepspeed_checkpoint(checkpoint):
+        adapter_from_zero_checkpoint(checkpoint, config, out_dir)
+    else:
+        missing = [f for f in ADAPTER_FILES if not (checkpoint / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{checkpoint}: no {', '.join(missing)} (is this a LoRA run's checkpoint?)")
+        out_dir.mkdir(parents=True)
+        for name in ADAPTER_FILES:
+            shutil.copy2(checkpoint / name, out_dir / name)
+
+
+def write_merged(adapter_dir: Path, config: JobConfig, out_dir: Path) -> None:
+    """PEFT's merge into the 16-bit base (fp32 on CPU), saved with safetensors and the tokenizer."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if torch.cuda.is_available() else torch.float32
+    merged = PeftModel.from_pretrained(load_base(config, dtype), str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(str(out_dir))
+    AutoTokenizer.from_pretrained(config.model.name_or_path, revision=config.model.revision).save_pretrained(str(out_dir))
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False) -> Path:
+    """Build ``<run>/gathered/`` from one checkpoint; returns its path."""
+    config = load_config(run_dir / "config.yaml")
+    if not config.lora.enabled:
+        raise ValueError(f"{run_dir}: a full fine-tuning run (lora.enabled=false) has no adapter to gather; "
+                         "its checkpoints/step-N/ folders hold the whole model")
+    source = resolve_checkpoint(run_dir, checkpoint)
+    final = run_dir / "gathered"
+    tmp = run_dir / f".gathered.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write_adapter(source, config, tmp / "adapter")
+        tensors = check_adapter_not_empty(tmp / "adapter", source)
+        if merge:
+            write_merged(tmp / "adapter", config, tmp / "merged")
+        manifest = {
+            "source_checkpoint": str(source), "step": checkpoint_step(source), "base_model": config.model.name_or_path,
+            "base_revision": config.model.revision, "adapter_tensors": tensors, "merged": merge,
+            "files": file_hashes(tmp), "config": to_dict(config), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        old = run_dir / f".gathered.old-{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{final}: adapter from {source.name}{' + merged model' if merge else ''}")
+    return final
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fcdist gather",
+        usage="fcdist gather --run runs/NAME [--checkpoint step-N|latest] [--merge]",
+        description="Turn a training checkpoint (DDP or DeepSpeed ZeRO) into a PEFT adapter folder, optionally merged.",
+    )
+    parser.add_argument("--run", required=True, type=Path, help="run folder (runs/<name>)")
+    parser.add_argument("--checkpoint", default="latest", help="step-N or latest (default)")
+    parser.add_argument("--merge", action="store_true", help="also write the adapter merged into the base weights")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    gather(args.run, args.checkpoint, args.merge)
+    return 0

@@ -1,0 +1,499 @@
+"""``fcdist train``: train on the packed shards, from one CPU process to many nodes, resumably.
+
+    accelerate launch --config_file configs/accelerate/<X>.yaml launch/train.py --config configs/jobs/<Y>.yaml [key=value ...]
+    fcdist train --config configs/jobs/tiny-cpu.yaml            # one process
+
+transformers' Trainer does the training (DeepSpeed, gradient checkpointing, 8-bit optimizers, saving,
+resume with data skipping, loss per trained token across accumulation and ranks). This module adds what
+it lacks: a fixed global batch whatever the world size, packed rows kept apart, atomic checkpoints with a
+``latest`` pointer, a graceful stop all ranks agree on, and a run folder that explains the job:
+
+    runs/<name>/config.yaml                the resolved config
+    runs/<name>/metrics.jsonl              one line per logging step (metrics.py)
+    runs/<name>/tensorboard/               the same, for TensorBoard
+    runs/<name>/checkpoints/step-<N>/      complete checkpoints (the last train.save_total_limit)
+    runs/<name>/checkpoints/latest         the name of the newest complete one, e.g. "step-40"
+    runs/<name>/checkpoints/.incomplete/   where the Trainer writes a checkpoint before it is renamed
+    runs/<name>/STOP                       create it to stop at the next step, saved and resumable
+    runs/<name>/manifest.json, loss.png, DONE   written when training reaches train.max_steps
+
+A step folder holds what the Trainer saves plus ``fcdist_checkpoint.json``. With LoRA that is the PEFT
+adapter (``adapter_model.safetensors`` + ``adapter_config.json``, checked to hold trained weights) under
+DDP, ZeRO-2 and ZeRO-3 alike; full fine-tuning saves ``model.safetensors`` (or its shards + index).
+Optimizer, scheduler and RNG states are ``optimizer.pt``, ``scheduler.pt``, ``rng_state*.pth`` under DDP, and
+DeepSpeed's ``global_step<N>/`` shards under ZeRO. The tokenizer files and ``trainer_state.json`` are there too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from fcdist.config import ConfigError, JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
+from fcdist.preprocess.shards import check_manifest, load_tokenizer
+from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
+from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
+from fcdist.train.model import (Choices, Runtime, SetupError, check_document_isolation, detect_runtime,
+                                load_model, parameter_counts, resolve_choices)
+
+CHECKPOINT_INFO = "fcdist_checkpoint.json"
+# Settings a resumed run must share with its checkpoint, or rows would be trained twice or skipped
+RESUME_KEYS = ("global_batch_size", "seed", "shuffle", "packed_fingerprint", "lora")
+
+
+# ---------------------------------------------------------------- batch plan
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """global = micro x accumulation x world: the global batch is the config's whatever the world size."""
+
+    global_batch: int
+    micro_batch: int
+    accumulation: int
+    world_size: int
+
+
+def plan_batches(train: TrainConfig, world_size: int) -> BatchPlan:
+    """Derive micro-batch and accumulation from the fixed global batch; refuse splits that do not divide."""
+    if train.global_batch_size % world_size:
+        raise SetupError(f"train.global_batch_size={train.global_batch_size} cannot be split evenly over "
+                         f"{world_size} processes; make it a multiple of {world_size}")
+    per_rank = train.global_batch_size // world_size
+    micro = train.micro_batch_size or max(d for d in range(1, min(per_rank, train.max_micro_batch) + 1) if per_rank % d == 0)
+    if per_rank % micro:
+        raise SetupError(f"train.micro_batch_size={micro} does not divide the {per_rank} rows each of the "
+                         f"{world_size} processes trains per step (train.global_batch_size={train.global_batch_size})")
+    return BatchPlan(train.global_batch_size, micro, per_rank // micro, world_size)
+
+
+# ---------------------------------------------------------------- the run folder
+
+
+class RunFolder:
+    """Paths of ``runs/<name>/`` and the file operations on it; the writing methods run on rank 0 only."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.checkpoints = root / "checkpoints"
+        self.incomplete = self.checkpoints / ".incomplete"
+        self.latest_pointer = self.checkpoints / "latest"
+        self.stop_file = root / "STOP"
+        self.done_file = root / "DONE"
+        self.manifest = root / "manifest.json"
+        self.metrics = root / "metrics.jsonl"
+        self.tensorboard = root / "tensorboard"
+        self.loss_plot = root / "loss.png"
+
+    def latest_checkpoint(self) -> Path | None:
+        if not self.latest_pointer.is_file():
+            return None
+        folder = self.checkpoints / self.latest_pointer.read_text().strip()
+        if not folder.is_dir():
+            raise SetupError(f"{self.latest_pointer} names {folder.name}, which does not exist; "
+                             "point it at a complete step-<N> folder or remove it to start over")
+        return folder
+
+    def prepare(self, config: JobConfig, resumed_step: int) -> None:
+        """Record the config; forget a checkpoint half-written by a killed job and metrics past the resume point."""
+        save_resolved(config, self.root / "config.yaml")
+        shutil.rmtree(self.incomplete, ignore_errors=True)
+        truncate_metrics(self.metrics, resumed_step)
+
+    def publish(self, step: int, info: dict, keep: int) -> Path:
+        """Rename the Trainer's finished folder to step-<N>, then point ``latest`` at it, then rotate."""
+        written = self.incomplete / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+        (written / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2))
+        final = self.checkpoints / f"step-{step}"
+        if final.exists():  # left by a run that died between rename and pointer update
+            shutil.rmtree(final)
+        os.replace(written, final)
+        write_atomic(self.latest_pointer, final.name + "\n")
+        self.rotate(keep)
+        return final
+
+    def rotate(self, keep: int) -> None:
+        steps = sorted((p for p in self.checkpoints.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))
+        for old in steps[:-keep]:
+            shutil.rmtree(old)
+
+    def append_metrics(self, line: dict) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def finish(self, summary: dict) -> None:
+        """manifest.json, loss.png, then DONE last: DONE means everything else is there."""
+        write_atomic(self.manifest, json.dumps(summary, indent=2) + "\n")
+        plot_loss(self.metrics, self.loss_plot)
+        write_atomic(self.done_file, summary["final_checkpoint"] + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def check_checkpoint(folder: Path, lora: bool, expect_trained: bool) -> None:
+    """Fail loudly if a saved checkpoint lacks the weights gather needs.
+
+    lora_B starts at zero, so an all-zero lora_B after a real update means an untrained or empty adapter;
+    zero-sized tensors mean ZeRO-3 saved partitions without gathering them.
+    """
+    if not lora:
+        if not any((folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
+            raise RuntimeError(f"{folder}: no model.safetensors was saved (under ZeRO-3 set "
+                               "stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config)")
+        return
+    from safetensors import safe_open
+
+    adapter = folder / "adapter_model.safetensors"
+    if not adapter.is_file() or not (folder / "adapter_config.json").is_file():
+        raise RuntimeError(f"{folder}: the LoRA adapter (adapter_model.safetensors + adapter_config.json) was not saved")
+    with safe_open(str(adapter), framework="pt") as f:
+        lora_b = {key: f.get_tensor(key) for key in f.keys() if "lora_B" in key}
+    if not lora_b:
+        raise RuntimeError(f"{adapter}: holds no lora_B weights")
+    empty = [key for key, tensor in lora_b.items() if tensor.numel() == 0]
+    if empty:
+        raise RuntimeError(f"{adapter}: {len(empty)} LoRA tensors are empty (e.g. {empty[0]}): ZeRO-3 saved its "
+                           "partitions; set stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config")
+    if expect_trained and all(tensor.count_nonzero() == 0 for tensor in lora_b.values()):
+        raise RuntimeError(f"{adapter}: every lora_B weight is zero, so the adapter is untrained "
+                           "(it starts at zero); check train.learning_rate and that the loss has trained tokens")
+
+
+# ---------------------------------------------------------------- stopping
+
+
+class StopRequest:
+    """A wish to stop at the next step boundary: SIGTERM or SIGUSR1 to any worker, or the run's STOP file.
+
+    Every rank calls ``agreed`` at every step boundary; an all-reduce (MAX) makes one rank's wish everyone's,
+    so all ranks save the same step together and exit 0.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, stop_file: Path):
+        self.stop_file = stop_file
+        self.signalled = False
+
+    @contextmanager
+    def signals_caught(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        self.signalled = True
+
+    def agreed(self, device: torch.device) -> bool:
+        wish = torch.tensor([int(self.signalled or self.stop_file.exists())], device=device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(wish, op=dist.ReduceOp.MAX)
+        return bool(wish.item())
+
+
+# ---------------------------------------------------------------- Trainer additions
+
+
+def timed(batches: Iterator, meter: WindowMeter) -> Iterator:
+    """Pass batches through, adding the time spent waiting for each to the meter."""
+    while True:
+        started = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        meter.data_wait += time.perf_counter() - started
+        yield batch
+
+
+class PackedTrainer(Trainer):
+    """The Trainer plus token accounting: the collator's per-batch stats feed throughput, packing and MFU."""
+
+    def __init__(self, *args, meter: WindowMeter, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.meter = meter
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batches, num_items = super().get_batch_samples(timed(epoch_iterator, self.meter), num_batches, device)
+        for batch in batches:
+            self.meter.add(batch.pop("stats"))  # not a model input
+        return batches, num_items
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs:  # a training-step log, reached by every rank at the same step: the summary is collective
+            logs.update({k: v for k, v in self.meter.summary(self.args.device).items() if v is not None})
+        super().log(logs, *args, **kwargs)
+
+
+class RunCallback(TrainerCallback):
+    """Everything training writes to the run folder (rank 0 only), and the collective decisions before it."""
+
+    def __init__(self, run: RunFolder, stop: StopRequest, meter: WindowMeter, config: JobConfig, info: dict):
+        self.run, self.stop, self.meter, self.config, self.info = run, stop, meter, config, info
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.run.prepare(self.config, state.global_step)
+        barrier()
+        self.meter.restart()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stop.agreed(args.device):
+            control.should_save = control.should_training_stop = True
+
+    def on_save(self, args, state, control, **kwargs):
+        barrier()  # every rank has written its part
+        written = self.run.incomplete / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        # Every rank checks (the folder is on a shared file system), so a bad save fails all ranks alike.
+        # Update 1 may run at learning rate 0 (warmup starts there), so zero weights are only wrong from step 2.
+        check_checkpoint(written, self.config.lora.enabled, expect_trained=state.global_step >= 2)
+        if state.is_world_process_zero:
+            self.run.publish(state.global_step, {**self.info, "step": state.global_step}, self.config.train.save_total_limit)
+        barrier()
+        self.meter.restart()  # the save is not training time
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            self.run.append_metrics(metrics_line(state.global_step, logs))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self.run.stop_file.unlink(missing_ok=True)  # honoured (or moot): a requeued job trains on
+        if state.global_step < state.max_steps:
+            return
+        losses = [line["loss"] for line in read_metrics(self.run.metrics) if line.get("loss") is not None]
+        self.run.finish({
+            "final_checkpoint": f"checkpoints/step-{state.global_step}",
+            "step": state.global_step,
+            "config": "config.yaml",
+            "final_loss": losses[-1] if losses else None,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **self.info,
+        })
+
+
+class ProgressBar(TrainerCallback):
+    """Rank 0's bar: step of max_steps, ETA (tqdm's), and the last logged loss and real tokens/s."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", dynamic_ncols=True,
+                            mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{logs.get('tokens_per_s', 0):,.0f}")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def training_arguments(config: JobConfig, plan: BatchPlan, choices: Choices, runtime: Runtime, run: RunFolder) -> TrainingArguments:
+    """The Trainer's settings. Built before the model: under ZeRO-3 it is what makes from_pretrained shard
+    the weights while loading (DeepSpeed's zero.Init) instead of loading the whole model on every rank."""
+    t = config.train
+    return TrainingArguments(
+        output_dir=str(run.incomplete),
+        per_device_train_batch_size=plan.micro_batch,
+        gradient_accumulation_steps=plan.accumulation,
+        max_steps=t.max_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=math.ceil(t.warmup_ratio * t.max_steps),
+        optim=t.optimizer,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        average_tokens_across_devices=True,  # loss per trained token over all micro-batches and ranks
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        torch_compile=t.torch_compile,
+        use_liger_kernel=t.liger_kernel,
+        bf16=choices.dtype == "bf16",
+        fp16=choices.dtype == "fp16",
+        # Without a GPU Accelerate must be told, or torchrun-started workers do not form a (gloo) group.
+        use_cpu=not runtime.gpu,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=None,  # rotation is RunFolder.rotate's, over complete step folders only
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        report_to="none",  # TensorBoard is added with the run folder's own directory
+        disable_tqdm=False,
+        seed=t.seed,
+        train_sampling_strategy="sequential",  # TrainingStream already holds the seeded order
+        remove_unused_columns=False,
+        label_names=["labels"],
+        ddp_find_unused_parameters=False,
+        ddp_timeout=config.distributed.timeout_minutes * 60,
+    )
+
+
+def run_info(config: JobConfig, plan: BatchPlan, runtime: Runtime, manifest: dict) -> dict:
+    """What a checkpoint and the run manifest record about how the run was made."""
+    return {
+        "max_steps": config.train.max_steps,
+        "world_size": plan.world_size,
+        "global_batch_size": plan.global_batch,
+        "micro_batch_size": plan.micro_batch,
+        "gradient_accumulation_steps": plan.accumulation,
+        "deepspeed_zero_stage": runtime.zero_stage,
+        "lora": config.lora.enabled,
+        "seed": config.train.seed,
+        "shuffle": config.train.shuffle,
+        "packed_fingerprint": manifest["fingerprint"],
+    }
+
+
+def check_resumable(checkpoint: Path, info: dict) -> None:
+    saved = json.loads((checkpoint / CHECKPOINT_INFO).read_text())
+    keys = RESUME_KEYS + (("world_size",) if info["deepspeed_zero_stage"] else ())  # ZeRO shards are per rank
+    differing = [key for key in keys if saved.get(key) != info[key]]
+    if differing:
+        detail = ", ".join(f"{key} (checkpoint: {saved.get(key)!r}, now: {info[key]!r})" for key in differing)
+        raise SetupError(f"{checkpoint} cannot be resumed with these settings: {detail}; "
+                         "restore them or train under a new output.name")
+
+
+def flop_model(model, model_config) -> FlopModel:
+    trainable, frozen = parameter_counts(model)
+    return FlopModel(trainable, frozen, model_config.num_hidden_layers, model_config.hidden_size)
+
+
+def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
+    """Train (or resume) the run of ``config``; returns its latest complete checkpoint.
+
+    ``callbacks`` are extra Trainer callbacks (tests use one to stop a run at a chosen step).
+    """
+    from transformers import AutoConfig, set_seed
+
+    run = RunFolder(config.run_dir)
+    if run.done_file.is_file():
+        final = config.run_dir / run.done_file.read_text().strip()
+        print(f"{config.run_dir} is DONE (final checkpoint {final}); remove {run.done_file} to train it further")
+        return final
+
+    runtime = detect_runtime()
+    plan = plan_batches(config.train, runtime.world_size)
+    choices = resolve_choices(config, runtime)
+    tokenizer = load_tokenizer(config)
+    try:
+        manifest = check_manifest(config, tokenizer)
+    except (FileNotFoundError, ValueError) as e:
+        raise SetupError(str(e)) from e
+    info = run_info(config, plan, runtime, manifest)
+    resume_from = run.latest_checkpoint()
+    if resume_from is not None:
+        check_resumable(resume_from, info)
+    model_config = AutoConfig.from_pretrained(config.model.name_or_path, revision=config.model.revision,
+                                              trust_remote_code=config.model.trust_remote_code)
+    check_document_isolation(model_config, choices, runtime.device)  # before TrainingArguments: see its docstring
+
+    args = training_arguments(config, plan, choices, runtime, run)
+    set_seed(config.train.seed)  # LoRA's initial weights
+    model = load_model(config, choices, runtime)
+    stream = TrainingStream(load_packed_rows(config, manifest), config.train.max_steps * plan.global_batch,
+                            config.train.seed, config.train.shuffle)
+    meter = WindowMeter(flop_model(model, model_config), device_peak_flops(), plan.world_size)
+    stop = StopRequest(run.stop_file)
+    is_main = args.process_index == 0
+    if is_main:
+        print(f"fcdist train: {config.run_dir}: {plan.world_size} process(es) x micro-batch {plan.micro_batch} x "
+              f"{plan.accumulation} accumulation = {plan.global_batch} rows/step, {choices.dtype}, "
+              f"{choices.attn_implementation}, ZeRO-{runtime.zero_stage}, {len(stream.rows)} packed rows, "
+              + (f"resuming from {resume_from}" if resume_from else "from scratch"))
+
+    trainer = PackedTrainer(
+        model=model,
+        args=args,
+        train_dataset=stream,
+        data_collator=PackedCollator(pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                                     else tokenizer.eos_token_id, flatten=choices.flatten_rows),
+        processing_class=tokenizer,  # saved with each checkpoint, for gather and infer
+        callbacks=[RunCallback(run, stop, meter, config, info), ProgressBar(), *tensorboard(config, run, is_main),
+                   *callbacks],
+        meter=meter,
+    )
+    trainer.remove_callback(ProgressCallback)
+    with stop.signals_caught():
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    latest = run.latest_checkpoint()
+    if is_main:
+        state = "DONE" if trainer.state.global_step >= config.train.max_steps else "stopped, resumable"
+        print(f"fcdist train: {config.run_dir}: {state} at step {trainer.state.global_step}; latest checkpoint {latest}")
+    return latest
+
+
+def tensorboard(config: JobConfig, run: RunFolder, is_main: bool) -> list[TrainerCallback]:
+    if config.output.report_to != "tensorboard":
+        return []
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    # Only rank 0 gets a writer: the others' callbacks then do nothing.
+    return [TensorBoardCallback(SummaryWriter(str(run.tensorboard)) if is_main else None)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fcdist train",
+        usage="accelerate launch --config_file configs/accelerate/X.yaml launch/train.py --config C [key=value ...]\n"
+              "       fcdist train --config C [key=value ...]",
+        description="Train on the packed shards of `fcdist preprocess`; resumes from runs/<name>/checkpoints/latest.",
+    )
+    add_config_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # DeepSpeed calls a deprecated torch collective every step; the warning would bury the log.
+    warnings.filterwarnings("ignore", message=".*all_gather_into_tensor.*is deprecated")
+    try:
+        train(load_config(args.config, args.overrides))
+    except (SetupError, ConfigError) as e:
+        print(f"fcdist train: error: {e}", file=sys.stderr)
+        return 1
+    return 0
