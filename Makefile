@@ -13,8 +13,6 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q torch==2.13.0
-	# deepspeed's setup.py imports torch: build it against the torch above, not in an isolated env
-	$(VENV)/bin/pip install -q --no-build-isolation deepspeed==0.19.8
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	touch $(STAMP)
 

@@ -271,6 +271,7 @@ class RunCallback(TrainerCallback):
         # Every rank checks (the folder is on a shared file system), so a bad save fails all ranks alike.
         # Update 1 may run at learning rate 0 (warmup starts there), so zero weights are only wrong from step 2.
         check_checkpoint(written, self.config.lora.enabled, expect_trained=state.global_step >= 2)
+        barrier()  # every rank has checked the folder before it is renamed
         if state.is_world_process_zero:
             self.run.publish(state.global_step, {**self.info, "step": state.global_step}, self.config.train.save_total_limit)
         barrier()
