@@ -38,6 +38,8 @@ from fcdist.preprocess.tokenize import render_row
 if TYPE_CHECKING:  # torch and transformers load only when a model does, so --help and --merge-shards stay fast
     import torch
     from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+    from vllm import LLM
+    from vllm.lora.request import LoRARequest
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -247,14 +249,11 @@ def generate_calls(
         yield generate_batch(model, tokenizer, [prompt_ids[i] for i in indices], indices, settings)
 
 
-def vllm_generate_calls(
-    model_dir: Path, config: JobConfig, prompt_ids: list[list[int]], base_model: str | None = None
-) -> Iterator[list[Generation]]:
-    """The vLLM backend: an adapter is served as it is (LoRARequest) on its base. vLLM schedules batches
-    itself; prompts go in chunks only so results are written as they come. Prompts are passed as token ids
-    tokenized like the hf backend's, so both see the same bos handling."""
+def load_vllm(model_dir: Path, config: JobConfig, base_model: str | None = None) -> tuple[LLM, LoRARequest | None]:
+    """A vLLM engine on the full model or the adapter's base, and the LoRARequest that serves the adapter
+    as it is (None for a full model). Raises at once when vllm is missing, before any output is opened."""
     try:
-        from vllm import LLM, SamplingParams
+        from vllm import LLM
         from vllm.lora.request import LoRARequest
     except ImportError:
         raise RuntimeError("infer.backend=vllm but vllm is not installed (pip install 'fcdist[vllm]'); "
@@ -266,9 +265,16 @@ def vllm_generate_calls(
         revision=revision_for(base or model_dir, config), trust_remote_code=config.model.trust_remote_code,
         dtype=DTYPES.get(config.model.dtype, "auto"), enable_lora=base is not None, max_lora_rank=rank or 16,
     )
-    lora = LoRARequest("fcdist-adapter", 1, str(model_dir)) if base else None
-    params = SamplingParams(temperature=0, max_tokens=config.infer.max_new_tokens, stop=[CALLS_CLOSE],
-                            include_stop_str_in_output=True)
+    return llm, LoRARequest("fcdist-adapter", 1, str(model_dir)) if base else None
+
+
+def vllm_generate_calls(llm: LLM, lora: LoRARequest | None, prompt_ids: list[list[int]], max_new_tokens: int
+                        ) -> Iterator[list[Generation]]:
+    """Greedy completions from vLLM, which schedules its own batches; prompts go in chunks only so results
+    are written as they come. Prompts arrive as token ids tokenized like the hf backend's (same bos handling)."""
+    from vllm import SamplingParams
+
+    params = SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=[CALLS_CLOSE], include_stop_str_in_output=True)
     for start in range(0, len(prompt_ids), VLLM_CHUNK):
         chunk = [{"prompt_token_ids": ids} for ids in prompt_ids[start:start + VLLM_CHUNK]]
         started = time.perf_counter()
@@ -419,9 +425,10 @@ def generator_for(model_dir: Path, config: JobConfig, rows: list[XlamRow], base_
     """Batches of generations for ``rows`` from the configured backend (indices are positions in ``rows``)."""
     add_special = config.data.template == "seed"  # as in training: chat templates write their own bos
     if config.infer.backend == "vllm":
+        llm, lora = load_vllm(model_dir, config, base_model)
         tokenizer = load_inference_tokenizer(tokenizer_source(model_dir, adapter_base(model_dir, base_model)), config)
         prompt_ids = tokenizer(row_prompts(rows, config, tokenizer), add_special_tokens=add_special)["input_ids"]
-        return vllm_generate_calls(model_dir, config, prompt_ids, base_model)
+        return vllm_generate_calls(llm, lora, prompt_ids, config.infer.max_new_tokens)
     model, tokenizer = load_model_for_inference(model_dir, config, base_model)
     prompts = row_prompts(rows, config, tokenizer)
     return generate_calls(model, tokenizer, prompts, config.infer.max_new_tokens, config.infer.batch_size, add_special)
@@ -497,17 +504,17 @@ def build_parser() -> argparse.ArgumentParser:
                "set merges them into PRED.jsonl. latency_s is the batch's wall time divided by its prompts.",
     )
     model = parser.add_mutually_exclusive_group()
-    model.add_argument("--model", type=Path, help="a full model folder, or a PEFT adapter folder (applied to the "
+    model.add_argument("--model", type=Path, metavar="DIR", help="a full model folder, or a PEFT adapter folder (applied to the "
                                                   "base its adapter_config.json names)")
-    model.add_argument("--run", type=Path, help="a run folder: its gathered/merged/ or gathered/adapter/ on the "
+    model.add_argument("--run", type=Path, metavar="RUN_DIR", help="a run folder: its gathered/merged/ or gathered/adapter/ on the "
                                                 "config's base, and its config.yaml unless --config is given")
-    parser.add_argument("--config", help="job config (model settings, infer.*); default: the run's, else defaults")
-    parser.add_argument("--data", type=Path, help="xlam rows to answer (default: <packed_dir>/heldout.jsonl)")
-    parser.add_argument("--out", type=Path, help="predictions .jsonl (resumed if it exists)")
-    parser.add_argument("--shard", type=int, help="shard index (default: SLURM array task, else RANK, else 0)")
-    parser.add_argument("--num-shards", type=int, help="number of shards (default: SLURM array size, else WORLD_SIZE, else 1)")
+    parser.add_argument("--config", metavar="C", help="job config (model settings, infer.*); default: the run's, else defaults")
+    parser.add_argument("--data", type=Path, metavar="FILE", help="xlam rows to answer (default: <packed_dir>/heldout.jsonl)")
+    parser.add_argument("--out", type=Path, metavar="PRED.jsonl", help="predictions .jsonl (resumed if it exists)")
+    parser.add_argument("--shard", type=int, metavar="I", help="shard index (default: SLURM array task, else RANK, else 0)")
+    parser.add_argument("--num-shards", type=int, metavar="N", help="number of shards (default: SLURM array size, else WORLD_SIZE, else 1)")
     parser.add_argument("--merge-shards", action="store_true", help="join the shard files into --out, checking every id")
-    parser.add_argument("--prompt", help="print the generation for one free-form prompt (\\n for line breaks)")
+    parser.add_argument("--prompt", metavar="TEXT", help="print the generation for one free-form prompt (\\n for line breaks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, e.g. infer.batch_size=32")
     return parser

@@ -382,6 +382,7 @@ def run_info(config: JobConfig, plan: BatchPlan, runtime: Runtime, manifest: dic
         "gradient_accumulation_steps": plan.accumulation,
         "deepspeed_zero_stage": runtime.zero_stage,
         "lora": config.lora.enabled,
+        "load_in_4bit": config.quant.load_in_4bit,
         "seed": config.train.seed,
         "shuffle": config.train.shuffle,
         "packed_fingerprint": manifest["fingerprint"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -152,3 +153,13 @@ def test_prompt_mode_prints_the_generation(tiny_model_dir, config, config_file, 
     text = prompt.replace("\\n", "\n") + "\n\n<calls>"
     (expected,) = next(generate_calls(model, tokenizer, [text], MAX_NEW_TOKENS, 1))
     assert capsys.readouterr().out == expected.completion + "\n"
+
+
+def test_vllm_backend_without_vllm_fails_before_writing(tiny_model_dir, rows_file, config, tmp_path):
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    out = tmp_path / "pred.jsonl"
+    vllm_config = load_config(None, [f"model.name_or_path={tiny_model_dir}", "infer.backend=vllm"])
+    with pytest.raises(RuntimeError, match="vllm is not installed"):
+        infer(tiny_model_dir, rows_file, out, vllm_config, progress=False)
+    assert not out.exists()
