@@ -1,4 +1,10 @@
-"""Training metrics: throughput, MFU, memory and packing per logging window; metrics.jsonl, loss.png, progress bar.
+"""Training metrics per logging window, written by rank 0 to runs/<name>/metrics.jsonl and plotted in loss.png.
+
+One line per logging step: ``step``; ``loss`` (per trained token, mean over the window's steps);
+``learning_rate``; ``grad_norm`` (before clipping); ``tokens_per_s`` (real, non-pad tokens of all ranks per
+second of wall time); ``mfu``; ``peak_memory_gib`` (highest GPU allocation of any rank, null on CPU);
+``packing_efficiency`` (real tokens / token slots the model computed); ``data_wait_s`` (seconds the slowest
+rank waited for batches in the window); ``window_s``; ``data_epoch`` (passes over the packed rows); ``time``.
 
 MFU (model FLOPs utilisation) counts the useful work of the real tokens only, over the bf16 dense peak of
 all GPUs of the run:
@@ -121,7 +127,7 @@ class WindowMeter:
 
 
 METRIC_KEYS = ("loss", "learning_rate", "grad_norm", "tokens_per_s", "mfu", "peak_memory_gib",
-               "packing_efficiency", "data_wait_s", "window_s", "epoch")
+               "packing_efficiency", "data_wait_s", "window_s", "data_epoch")
 
 
 def metrics_line(step: int, logs: dict) -> dict:

@@ -246,6 +246,9 @@ class PackedTrainer(Trainer):
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs:  # a training-step log, reached by every rank at the same step: the summary is collective
             logs.update({k: v for k, v in self.meter.summary(self.args.device).items() if v is not None})
+            # The Trainer's "epoch" counts passes over the run's stream (one); this counts passes over the data.
+            global_batch = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+            logs["data_epoch"] = self.state.global_step * global_batch / len(self.train_dataset.rows)
         super().log(logs, *args, **kwargs)
 
 
