@@ -19,6 +19,6 @@ set -euo pipefail
 vars=$(python -m fcdist.submit job-env preprocess "$@") || exit 1
 eval "$vars"  # RUN LOG CONFIG_ARGS SHARD NUM_SHARDS ...
 [[ /dev/stdout -ef $LOG ]] || { echo "fcdist: log: $LOG"; exec >>"$LOG" 2>&1; }
-echo "fcdist: job $SLURM_JOB_ID, shard $SHARD of $NUM_SHARDS: slurm/preprocess.sh $(printf '%q ' "$@")"
+echo "fcdist: job ${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID, shard $SHARD of $NUM_SHARDS: slurm/preprocess.sh $(printf '%q ' "$@")"
 
 python -m fcdist.cli preprocess "${CONFIG_ARGS[@]}" --shard "$SHARD" --num-shards "$NUM_SHARDS"

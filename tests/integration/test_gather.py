@@ -1,0 +1,127 @@
+"""`fcdist gather` on real checkpoints: ZeRO-3 shards consolidated by DeepSpeed, PEFT's merge, refusals."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM
+
+from fcdist import gather
+from fcdist.config import save_resolved
+from fcdist.preprocess import shards
+from fcdist.train.trainer import train
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["data.max_length=256", "data.overlong=drop", "train.global_batch_size=4", "train.max_steps=6",
+         "train.save_steps=3", "train.logging_steps=1"]
+PROBE = torch.arange(5, 69).unsqueeze(0)
+LOGIT_TOLERANCE = 1e-4  # fp32 on CPU; ZeRO reduces gradients in another order than one process
+
+
+def logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=PROBE, use_cache=False).logits
+
+
+def base(tiny_model_dir):
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+
+
+def preprocessed(config):
+    shards.preprocess_shard(config, 0, 1)
+    shards.write_manifest(config, 1)
+    return config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def zero3_run(tmp_path_factory, tiny_model_dir, synth_data_file):
+    """A run trained by two processes under DeepSpeed ZeRO-3, started as users start it."""
+    from fcdist.config import load_config
+
+    root = tmp_path_factory.mktemp("runs")
+    config = preprocessed(load_config(ROOT / "configs/jobs/tiny-cpu.yaml", [
+        f"model.name_or_path={tiny_model_dir}", f"data.source={synth_data_file}", f"output.root={root}",
+        "output.name=zero3", *SMALL]))
+    config_file = save_resolved(config, root / "zero3.yaml")
+    subprocess.run([str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", "configs/accelerate/zero3.yaml",
+                    "--num_processes", "2", "--main_process_port", str(free_port()), "launch/train.py", "--config", str(config_file)],
+                   cwd=ROOT, check=True, timeout=400, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    return config
+
+
+@pytest.mark.slow
+def test_zero3_checkpoint_gathers_into_the_trained_adapter(zero3_run, tiny_model_dir):
+    checkpoint = zero3_run.run_dir / "checkpoints" / "step-6"
+    assert any(checkpoint.glob("global_step*")), "a real ZeRO checkpoint (per-rank shards)"
+    out = gather.gather(zero3_run.run_dir)
+    manifest = (out / "manifest.json").read_text()
+    assert '"step": 6' in manifest and str(checkpoint) in manifest
+    gathered = logits(PeftModel.from_pretrained(base(tiny_model_dir), str(out / "adapter")))
+    # the adapter the trainer saved at the end, gathered from the shards by DeepSpeed at save time
+    trained = logits(PeftModel.from_pretrained(base(tiny_model_dir), str(checkpoint)))
+    assert (gathered - trained).abs().max() < LOGIT_TOLERANCE
+    assert (gathered - logits(base(tiny_model_dir))).abs().max() > 1e-3, "the adapter changes the model"
+
+
+@pytest.mark.slow
+def test_merge_gives_the_logits_of_base_plus_adapter(zero3_run, tiny_model_dir):
+    out = gather.gather(zero3_run.run_dir, checkpoint="step-3", merge=True)
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged", dtype=torch.float32)
+    with_adapter = PeftModel.from_pretrained(base(tiny_model_dir), str(out / "adapter"))
+    assert (logits(merged) - logits(with_adapter)).abs().max() < 1e-5
+    assert (out / "merged" / "model.safetensors").is_file() and (out / "merged" / "tokenizer.json").is_file()
+    assert not list((out / "merged").glob("*.bin")), "weights only as safetensors"
+
+
+def one_process_run(tiny_config_factory):
+    config = preprocessed(tiny_config_factory(*SMALL, "train.max_steps=3"))
+    train(config)
+    return config
+
+
+def test_empty_adapter_is_refused_naming_the_checkpoint(tiny_config_factory):
+    config = one_process_run(tiny_config_factory)
+    checkpoint = config.run_dir / "checkpoints" / "step-3"
+    weights = load_file(str(checkpoint / "adapter_model.safetensors"))
+    save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in weights.items()}, str(checkpoint / "adapter_model.safetensors"))
+    with pytest.raises(gather.EmptyAdapterError, match=r"step-3: the adapter is empty or all zeros"):
+        gather.gather(config.run_dir)
+    assert not (config.run_dir / "gathered").exists()
+    assert not list(config.run_dir.glob(".gathered*")), "nothing half-written is left"
+
+
+def test_interrupted_gather_leaves_no_complete_looking_folder(tiny_config_factory, monkeypatch):
+    config = one_process_run(tiny_config_factory)
+    first = gather.gather(config.run_dir)
+    before = (first / "manifest.json").read_text()
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt("killed while merging")
+
+    monkeypatch.setattr(gather, "write_merged", die)
+    with pytest.raises(KeyboardInterrupt):
+        gather.gather(config.run_dir, merge=True)
+    assert (first / "manifest.json").read_text() == before, "the previous complete gather is untouched"
+    assert not (first / "merged").exists() and not list(config.run_dir.glob(".gathered*"))
+    assert gather.main(["--run", str(config.run_dir), "--checkpoint", "step-3"]) == 0
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint yet"):
+        gather.resolve_checkpoint(tmp_path, "latest")
+    with pytest.raises(FileNotFoundError, match="step-7: no such checkpoint"):
+        gather.resolve_checkpoint(tmp_path, "step-7")
