@@ -222,10 +222,20 @@ def _build(cls: type, values: dict, where: str, prefix: str = "") -> Any:
         if dataclasses.is_dataclass(annotation):
             kwargs[name] = _build(annotation, value, where, f"{prefix}{name}.")
             continue
+        if annotation is float and isinstance(value, str):
+            value = _float_or_same(value)
         if not _type_ok(value, annotation):
             raise ConfigError(f"{where}: '{prefix}{name}' = {value!r} is invalid: expected {_describe(annotation)}")
         kwargs[name] = float(value) if annotation is float else value
     return cls(**kwargs)
+
+
+def _float_or_same(text: str):
+    """PyYAML reads ``5e-3`` (no dot) as a string, YAML 1.1's rule; a float field still means the number."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _merge(base: dict, update: dict) -> dict:

@@ -42,6 +42,7 @@ def test_every_field_has_a_one_line_doc():
 def test_overrides_are_typed_and_nested():
     c = cfg.load_config(ROOT / "configs/jobs/tiny-cpu.yaml", ["train.max_steps=7", "lora.target_modules=[qkv_proj, o_proj]", "data.packing=false"])
     assert c.train.max_steps == 7 and c.lora.target_modules == ["qkv_proj", "o_proj"] and c.data.packing is False
+    assert cfg.load_config(None, ["train.learning_rate=5e-3"]).train.learning_rate == 0.005  # YAML 1.1 reads it as a string
 
 
 @pytest.mark.parametrize("override, message", [
