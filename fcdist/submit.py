@@ -309,6 +309,16 @@ def score_task(config_args: list[str], infer_shards: int) -> None:
 # ---------------------------------------------------------------- the chain
 
 
+def check_request(nodes: int, gpus_per_node: int, timeout_min: int) -> None:
+    """Refuse now a training request SLURM can never meet: where the site does not enforce partition limits
+    (EnforcePartLimits=NO, SLURM's default) sbatch would accept it and leave it pending for ever."""
+    request = [f"--nodes={nodes}", f"--time={timeout_min}"] + ([f"--gpus-per-node={gpus_per_node}"] if gpus_per_node else [])
+    probe = subprocess.run(["sbatch", "--test-only", "--ntasks-per-node=1", *request, "--wrap", "true"],
+                           capture_output=True, text=True)
+    if probe.returncode:
+        raise SubmitError(f"SLURM cannot run the training job as asked ({' '.join(request)}): {probe.stderr.strip()}")
+
+
 def submit_pipeline(config_args: list[str], cluster: str = "slurm", nodes: int = 1, gpus_per_node: int = 0,
                     infer_shards: int = 2, timeout_min: int = 60) -> dict[str, list[submitit.Job]]:
     """Submit every stage of the job in ``config_args``; returns the jobs by stage."""
@@ -320,6 +330,8 @@ def submit_pipeline(config_args: list[str], cluster: str = "slurm", nodes: int =
         raise SubmitError(f"no {LAUNCH_SCRIPT} here ({os.getcwd()}): run from the fcdist repository root")
     executor = submitit.AutoExecutor(folder=Paths.of(config).run / "submitit" / "%j", cluster=cluster)
     slurm = executor.cluster == "slurm"
+    if slurm:
+        check_request(nodes, gpus_per_node, timeout_min)
     jobs: dict[str, list[submitit.Job]] = {}
 
     def submit(stage: str, after: str | None, function, *args, nodes: int = 1, gpus: int = 0, array: int = 0):

@@ -8,7 +8,7 @@
 # The options before --config are this script's; the config and key=value overrides go to every stage.
 # It checks the config first, and creates runs/<name>/slurm/ so that every job logs there from its first
 # line. A stage that fails cancels the ones after it (--kill-on-invalid-dep=yes) instead of leaving them
-# pending forever; a submission that fails (an impossible request) cancels the jobs already submitted.
+# pending for ever; a submission that fails cancels the jobs already submitted.
 # Run it (not sbatch) from the repository root, in the environment that has fcdist. Partition, account,
 # QOS for every job: export SBATCH_PARTITION, SBATCH_ACCOUNT, SBATCH_QOS, which sbatch reads.
 set -Eeuo pipefail  # -E: the ERR trap below also fires inside submit()
@@ -29,6 +29,13 @@ done
 vars=$(python -m fcdist.submit job-env pipeline --nodes "$nodes" "$@") || exit 1
 eval "$vars"  # RUN NUM_SHARDS (data.num_shards) ...
 logs=$RUN/slurm
+# An impossible training request (more nodes or GPUs than a node or partition has) stops here too: where
+# the site does not enforce partition limits (EnforcePartLimits=NO, SLURM's default) sbatch would accept
+# it and leave it pending for ever, with everything after it.
+if ! refused=$(sbatch --test-only "${train_opts[@]}" slurm/train.sh "$@" 2>&1); then
+    echo "pipeline.sh: SLURM cannot run the training job as asked (${train_opts[*]}): $refused" >&2
+    exit 1
+fi
 echo "pipeline: $(printf '%q ' "$@")-> $RUN"
 
 submitted=()

@@ -210,7 +210,7 @@ class StopRequest:
 
     def agreed(self, device: torch.device) -> bool:
         wish = torch.tensor([int(self.signalled or self.stop_file.exists())], device=device)
-        if dist.is_available() and dist.is_initialized():
+        if distributed():
             dist.all_reduce(wish, op=dist.ReduceOp.MAX)
         return bool(wish.item())
 
@@ -270,15 +270,23 @@ class RunCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         barrier()  # every rank has written its part
-        written = self.run.incomplete / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-        # Every rank checks (the folder is on a shared file system), so a bad save fails all ranks alike.
-        # Update 1 may run at learning rate 0 (warmup starts there), so zero weights are only wrong from step 2.
-        check_checkpoint(written, self.config.lora.enabled, expect_trained=state.global_step >= 2)
-        barrier()  # every rank has checked the folder before it is renamed
+        failure = None
         if state.is_world_process_zero:
-            self.run.publish(state.global_step, {**self.info, "step": state.global_step}, self.config.train.save_total_limit)
-        barrier()
+            try:
+                self.check_and_publish(state.global_step)
+            except Exception as e:  # noqa: BLE001 - any failure here must reach every rank, or they would hang
+                failure = f"{type(e).__name__}: {e}"
+        failure = broadcast_from_main(failure)  # rank 0's verdict, so all ranks fail (or go on) together
+        if failure:
+            raise RuntimeError(f"checkpoint of step {state.global_step} failed: {failure}")
         self.meter.restart()  # the save is not training time
+
+    def check_and_publish(self, step: int) -> None:
+        # Rank 0 alone reads the saved files: on a shared file system other nodes may not see them yet.
+        # Update 1 may run at learning rate 0 (warmup starts there), so zero weights are only wrong from step 2.
+        check_checkpoint(self.run.incomplete / f"{PREFIX_CHECKPOINT_DIR}-{step}", self.config.lora.enabled,
+                         expect_trained=step >= 2)
+        self.run.publish(step, {**self.info, "step": step}, self.config.train.save_total_limit)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
@@ -327,9 +335,22 @@ class ProgressBar(TrainerCallback):
             self.bar.close()
 
 
+def distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
 def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if distributed():
         dist.barrier()
+
+
+def broadcast_from_main(value):
+    """Rank 0's ``value`` on every rank (a collective: every rank must call it)."""
+    if not distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 # ---------------------------------------------------------------- the stage

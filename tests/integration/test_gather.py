@@ -56,9 +56,14 @@ def zero3_run(tmp_path_factory, tiny_model_dir, synth_data_file):
         f"model.name_or_path={tiny_model_dir}", f"data.source={synth_data_file}", f"output.root={root}",
         "output.name=zero3", *SMALL]))
     config_file = save_resolved(config, root / "zero3.yaml")
-    subprocess.run([str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", "configs/accelerate/zero3.yaml",
-                    "--num_processes", "2", "--main_process_port", str(free_port()), "launch/train.py", "--config", str(config_file)],
-                   cwd=ROOT, check=True, timeout=400, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log = root / "zero3.log"
+    with open(log, "w") as out:
+        result = subprocess.run([str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+                                 "configs/accelerate/zero3.yaml", "--num_processes", "2", "--main_process_port",
+                                 str(free_port()), "launch/train.py", "--config", str(config_file)],
+                                cwd=ROOT, timeout=400, stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        pytest.fail(f"ZeRO-3 training failed ({result.returncode}):\n{log.read_text()[-4000:]}")
     return config
 
 

@@ -113,7 +113,7 @@ def test_a_manifest_made_with_other_settings_is_refused_naming_the_setting(job, 
 def test_packed_and_unpacked_rows_train_the_same_losses(job, synth_data_file, tmp_path):
     """Full-batch steps (every training document in every step), so both layouts see the same documents."""
     small = tmp_path / "small.jsonl"
-    small.write_text("".join(synth_data_file.read_text().splitlines(keepends=True)[:40]))
+    small.write_text("".join(synth_data_file.read_text().splitlines(keepends=True)[:24]))
     curves, rows = {}, {}
     for packing in ("true", "false"):
         config = job(f"packing-{packing}", f"data.packing={packing}", "data.max_length=512", "train.max_steps=3",
@@ -248,8 +248,9 @@ def test_two_processes_stopped_and_resumed_match_one_process(job, one_process_cu
     assert (info["world_size"], info["micro_batch_size"], info["gradient_accumulation_steps"]) == (2, 2, 1)
     # The adapter saved by rank 0 (gathered from the shards under ZeRO-3) is the trained one: it reloads
     # into the logits of the adapter trained by one process.
-    gap = (adapter_logits(tiny_model_dir, final) - adapter_logits(tiny_model_dir, reference_final)).abs().max()
-    assert gap < 1e-4
+    logits = adapter_logits(tiny_model_dir, final)
+    assert (logits - adapter_logits(tiny_model_dir, reference_final)).abs().max() < 1e-4
+    assert (logits - adapter_logits(tiny_model_dir, None)).abs().max() > 1e-3  # and it is not the untrained base
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The run folder (atomic publication, pointer, rotation), checkpoint checks, stop requests and metrics."""
+"""The run folder (atomic publication, pointer, rotation), checkpoint checks, stop requests, metrics, shipped configs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from fcdist.train.data import BatchStats
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
 from fcdist.train.model import SetupError
 from fcdist.train.trainer import CHECKPOINT_INFO, RunFolder, StopRequest, build_parser, check_checkpoint, check_resumable
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fake_trainer_save(run: RunFolder, step: int) -> Path:
@@ -122,3 +124,25 @@ def test_help_has_a_usage_line(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     assert capsys.readouterr().out.startswith("usage: accelerate launch")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs/accelerate").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_accelerate_configs_fit_the_trainer(path):
+    import yaml
+
+    config = yaml.safe_load(path.read_text())
+    assert path.read_text().startswith("#")  # each says what it is for and how to run it
+    if config["distributed_type"] == "DEEPSPEED":
+        deepspeed = config["deepspeed_config"]
+        assert (ROOT / deepspeed["deepspeed_config_file"]).is_file()
+        assert deepspeed["deepspeed_multinode_launcher"] == "standard"  # srun starts one launcher per node
+        assert "mixed_precision" not in config  # Accelerate refuses it beside a DeepSpeed config file
+    else:
+        assert config["mixed_precision"] == "no"  # precision comes from the job config
+
+
+def test_zero3_configs_gather_16bit_weights_when_saving():
+    """Without it the LoRA adapter saved under ZeRO-3 is empty."""
+    for name in ("zero3", "zero3_offload"):
+        zero = json.loads((ROOT / f"configs/deepspeed/{name}.json").read_text())["zero_optimization"]
+        assert zero["stage"] == 3 and zero["stage3_gather_16bit_weights_on_model_save"] is True
