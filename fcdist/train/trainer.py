@@ -517,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # DeepSpeed calls a deprecated torch collective every step; the warning would bury the log.
     warnings.filterwarnings("ignore", message=".*all_gather_into_tensor.*is deprecated")
+    # transformers 5.2x renames gradient_checkpointing to activation_checkpointing; 5.17 (the GPU machines')
+    # knows only the old name, so fcdist keeps it and silences the rename notice.
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*is deprecated", category=FutureWarning)
     try:
         train(load_config(args.config, args.overrides))
     except (SetupError, ConfigError) as e:
