@@ -51,6 +51,7 @@ from pathlib import Path
 import submitit
 import yaml
 
+from fcdist.cli import main as fcdist
 from fcdist.config import ConfigError, JobConfig, add_config_arguments, load_config
 
 LAUNCH_SCRIPT = "launch/train.py"  # relative: jobs run from the repository root, like the configs' paths
@@ -117,9 +118,10 @@ def accelerate_command(accelerate_config: str, train_args: list[str], *, num_mac
                        machine_rank: int, head: str, port: int) -> list[str]:
     """``accelerate launch`` for one node of ``num_machines``; the flags override the config file's placeholders.
 
-    Several machines meet through a c10d rendezvous at head:port (node ranks come from the rendezvous, so
-    a node that starts late is no problem). Node 0 (the head) hosts the rendezvous store, said explicitly:
-    where several nodes share one host (the test cluster), every one of them would match the address.
+    Several machines meet through a c10d rendezvous at head:port; the rendezvous numbers the ranks, so rank 0
+    may be on any node (torchrun warns that it ignores node_rank; Accelerate still wants it, to check the port
+    on node 0 only). Node 0, the head, hosts the rendezvous store, said explicitly: where several nodes share
+    one host (the test cluster), every one of them would take the address for its own.
     """
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
                "--num_machines", str(num_machines), "--num_processes", str(num_machines * procs_per_node),
@@ -240,10 +242,8 @@ def shell_assignments(values: dict[str, str | list[str]]) -> str:
 
 def run_stage(*argv: str) -> None:
     """One ``fcdist`` stage in this process, exactly as the CLI runs it; a failure fails the job."""
-    from fcdist.cli import main
-
     print("+ fcdist " + shlex.join(argv), flush=True)
-    code = main(list(argv))
+    code = fcdist(list(argv))
     if code:
         raise RuntimeError(f"`fcdist {shlex.join(argv)}` exited {code}")
 
@@ -334,26 +334,26 @@ def submit_pipeline(config_args: list[str], cluster: str = "slurm", nodes: int =
         check_request(nodes, gpus_per_node, timeout_min)
     jobs: dict[str, list[submitit.Job]] = {}
 
-    def submit(stage: str, after: str | None, function, *args, nodes: int = 1, gpus: int = 0, array: int = 0):
+    def submit(stage: str, after: str | None, function, *args, job_nodes: int = 1, job_gpus: int = 0, array: int = 0):
         extra = {"requeue": True, "kill-on-invalid-dep": "yes"}  # see the module docstring
         if after and slurm:
             extra["dependency"] = "afterok:" + ":".join(job.job_id for job in jobs[after])
         elif after:  # no scheduler to hold this stage back
             for job in jobs[after]:
                 job.results()
-        executor.update_parameters(name=f"fcdist-{stage}", timeout_min=timeout_min, nodes=nodes, tasks_per_node=1,
-                                   gpus_per_node=gpus, slurm_additional_parameters=extra,
+        executor.update_parameters(name=f"fcdist-{stage}", timeout_min=timeout_min, nodes=job_nodes, tasks_per_node=1,
+                                   gpus_per_node=job_gpus, slurm_additional_parameters=extra,
                                    slurm_srun_args=["--kill-on-bad-exit=1"])
-        if array:
+        if array:  # task i calls function(*args, i, array)
             jobs[stage] = executor.map_array(function, *([arg] * array for arg in args), range(array), [array] * array)
         else:
             jobs[stage] = [executor.submit(function, *args)]
         print(f"{stage}: {' '.join(job.job_id for job in jobs[stage])}", flush=True)
 
     submit("preprocess", None, preprocess_task, config_args, array=config.data.num_shards)
-    submit("train", "preprocess", TrainTask(slurm), config_args, nodes=nodes, gpus=gpus_per_node)
+    submit("train", "preprocess", TrainTask(slurm), config_args, job_nodes=nodes, job_gpus=gpus_per_node)
     submit("gather", "train", gather_task, config_args)
-    submit("infer", "gather", infer_task, config_args, gpus=min(gpus_per_node, 1), array=infer_shards)
+    submit("infer", "gather", infer_task, config_args, job_gpus=min(gpus_per_node, 1), array=infer_shards)
     submit("score", "infer", score_task, config_args, infer_shards)
     if not slurm:
         jobs["score"][0].results()

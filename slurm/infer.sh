@@ -12,6 +12,7 @@
 #SBATCH --ntasks=1
 #SBATCH --requeue
 #SBATCH --open-mode=append
+# --requeue: after a node failure or a preemption SLURM runs it again; the stage is safe to rerun.
 set -euo pipefail
 
 vars=$(python -m fcdist.submit job-env infer "$@") || exit 1

@@ -13,6 +13,7 @@
 #SBATCH --ntasks=1
 #SBATCH --requeue
 #SBATCH --open-mode=append
+# --requeue: after a node failure or a preemption SLURM runs it again; the stage is safe to rerun.
 set -euo pipefail
 
 # A bad config, or a task outside the set of shards, fails here with the reason.

@@ -1,6 +1,6 @@
 """`fcdist submit` (submitit) on the real local cluster: the whole chain with an interrupted-and-requeued
-training job on both nodes, and a request SLURM cannot meet refused before anything is submitted.
-Run as a user would, from the repository root; about 2 minutes on 2 cores."""
+training job on both nodes, a request SLURM cannot meet refused before anything is submitted, and the same
+chain on the local executor. Run as a user would, from the repository root; about 2.5 minutes on 2 cores."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = "configs/jobs/tiny-cpu.yaml"

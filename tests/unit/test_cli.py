@@ -1,0 +1,50 @@
+"""Every command and script a user runs answers --help with a usage line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fcdist.cli import STAGES, main
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted(str(p.relative_to(ROOT)) for pattern in ("launch/*.py", "bench/*.py") for p in ROOT.glob(pattern))
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_has_help_with_a_usage_line(stage, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([stage, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:") and (f"fcdist {stage}" in out or "accelerate launch" in out)
+
+
+def test_top_level_help_lists_every_stage(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(stage in out for stage in STAGES)
+    assert main(["nosuch"]) == 2 and "unknown stage 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_has_help(script):
+    result = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage:")
+
+
+def test_inspect_marks_the_loss_tokens(tiny_config_factory, synth_data_file, capsys):
+    from fcdist.preprocess.inspect import main as inspect
+
+    config = tiny_config_factory()
+    args = ["--config", "configs/jobs/tiny-cpu.yaml", f"model.name_or_path={config.model.name_or_path}",
+            f"data.source={synth_data_file}", "--row", "3", "--no-color"]
+    assert inspect(args) == 0
+    out = capsys.readouterr().out
+    prompt, marked = (part.replace("|", "").replace("[[", "").replace("]]", "") for part in out.split("[[", 1))
+    assert prompt.endswith("<calls>") and "</calls></s>" in marked, "only the completion and eos are marked"
+    assert "row 3:" in out and "tokens (" in out and "carry loss" in out
+    with pytest.raises(KeyError, match="no row with id '999999'"):
+        inspect(args[:-3] + ["--row", "999999"])
