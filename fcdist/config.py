@@ -312,11 +312,10 @@ def to_dict(config: JobConfig) -> dict:
 
 def save_resolved(config: JobConfig, path: str | os.PathLike | None = None) -> Path:
     """Write the fully resolved config (every field) atomically, by default to runs/<name>/config.yaml."""
+    from fcdist.atomic import write_text_atomic
+
     path = Path(path) if path else config.run_dir / "config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
     return path
 
 

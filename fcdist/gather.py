@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+from fcdist.atomic import replace_dir
 from fcdist.config import JobConfig, load_config, to_dict
 from fcdist.preprocess.fingerprint import sha256_file
 
@@ -139,11 +140,7 @@ def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False) -> Pa
             "files": file_hashes(tmp), "config": to_dict(config), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        old = run_dir / f".gathered.old-{os.getpid()}"
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{final}: adapter from {source.name}{' + merged model' if merge else ''}")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from fcdist.atomic import write_text_atomic
 from fcdist.config import JobConfig, load_config
 from fcdist.data.render import CALLS_CLOSE, CALLS_OPEN
 from fcdist.data.xlam import XlamRow, read_rows
@@ -397,9 +398,7 @@ def try_merge(out: Path, num_shards: int, ids: list[str]) -> list[str]:
     problems += merge_problems(records, ids)
     if not problems:
         by_id = {str(record["id"]): record for record in records}
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(json.dumps(by_id[row_id], ensure_ascii=False) + "\n" for row_id in ids), encoding="utf-8")
-        os.replace(tmp, out)
+        write_text_atomic(out, "".join(json.dumps(by_id[row_id], ensure_ascii=False) + "\n" for row_id in ids))
     return problems
 
 

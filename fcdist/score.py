@@ -23,15 +23,14 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import os
 import re
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fcdist.atomic import write_text_atomic
 from fcdist.data.render import CALLS_CLOSE, CALLS_OPEN
 from fcdist.data.xlam import XlamRow, read_rows
 
@@ -475,27 +474,14 @@ def read_predictions(path: str, gold_ids: set[str]) -> dict[str, str]:
     return completions
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temp file in the same folder so a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
-
-
 def run_score(gold: str, predictions: str, out: str, lenient_strings: bool) -> dict:
     """Score the files and write REPORT.json and REPORT.md beside it; returns the report."""
     gold_rows, _ = read_rows(gold, on_bad_row="error")  # skipping a gold row would shrink n silently
     completions = read_predictions(predictions, {str(row.id) for row in gold_rows})
     report = {"gold": gold, "predictions": predictions, **score(gold_rows, completions, lenient_strings)}
     out_path = Path(out)
-    write_atomic(out_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    write_atomic(out_path.with_suffix(".md"), markdown_table(report))
+    write_text_atomic(out_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out_path.with_suffix(".md"), markdown_table(report))
     return report
 
 

@@ -77,10 +77,10 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     import json
-    import os
     import sys
     from pathlib import Path
 
+    from fcdist.atomic import atomic_path
     from fcdist.config import load_config
     from fcdist.data.xlam import is_heldout, read_rows
 
@@ -95,13 +95,11 @@ def main(argv: list[str] | None = None) -> int:
 
         tokenizer = load_tokenizer(config)
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
+    with atomic_path(out) as tmp, open(tmp, "w") as f:
         for row in rows:
             rendered = render_chat(tokenizer, row.query, row.tools, row.answers) if tokenizer else render_seed(row.query, row.tools, row.answers)
             split = "heldout" if is_heldout(row.id, config.data.heldout_fraction) else "train"
             record = {"id": row.id, "prompt": rendered.prompt, "completion": rendered.completion, "text": rendered.text, "split": split}
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
     print(f"{out}: {len(rows)} rows rendered")
     return 0

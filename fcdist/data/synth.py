@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import random
 import string
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from fcdist.atomic import atomic_path
 
 CATALOGUE_SEED = 20240611  # fixes descriptions and defaults of the function catalogue, not the rows
 SHAPE_WEIGHTS = {"simple": 0.4, "multiple": 0.2, "parallel": 0.2, "parallel_multiple": 0.2}
@@ -945,9 +946,7 @@ def write_rows(rows: list[dict], out: Path) -> None:
     """Write by extension (.jsonl, .json, .parquet) to a temp file beside ``out``, then rename over it."""
     if out.suffix not in OUTPUT_FORMATS:
         raise ValueError(f"--out {out}: unknown format {out.suffix!r} (use one of {', '.join(OUTPUT_FORMATS)})")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:
         if out.suffix == ".parquet":
             import datasets  # heavy; only this format needs it
 
@@ -958,9 +957,6 @@ def write_rows(rows: list[dict], out: Path) -> None:
                     f.writelines(json.dumps(row) + "\n" for row in rows)
                 else:
                     json.dump(rows, f)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import Phi3Config, Phi3ForCausalLM, PreTrainedTokenizerFast
 
+from fcdist.atomic import replace_dir
 from fcdist.data.render import render_text
 from fcdist.data.synth import generate_rows
 
@@ -101,15 +102,6 @@ def refuse_to_overwrite(out: Path, force: bool) -> None:
         raise FileExistsError(f"{out} exists and is not empty; pass --force to replace it")
 
 
-def move_into_place(built: Path, out: Path) -> None:
-    """Swap the finished folder in; an old one is moved aside first and only deleted once the swap is done."""
-    old = out.with_name(f"{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(built, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def build_tiny_model(out_dir: str | Path, seed: int = 0, rows: int = 2000, force: bool = False) -> Path:
     """Train the tokenizer on ``rows`` synthetic rows of ``seed``, init the model from ``seed``, save to ``out_dir``."""
     out = Path(out_dir)
@@ -124,7 +116,7 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, rows: int = 2000, force
         held_out = rendered_texts(generate_rows(200, seed + 1))  # rows the tokenizer never saw
         info = describe(tokenizer, model, seed, rows, chars_per_token(tokenizer, held_out))
         (build_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        move_into_place(build_dir, out)
+        replace_dir(build_dir, out)
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
     return out

@@ -16,10 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+from fcdist.atomic import replace_dir, write_text_atomic
 from fcdist.config import JobConfig, add_config_arguments, load_config
 from fcdist.data.xlam import BadRowError, SkipReport, is_heldout, load_raw, parse_row
 from fcdist.preprocess.fingerprint import differing_keys, fingerprint_components, fingerprint_hash, sha256_file
-from fcdist.preprocess.packing import PackStats, pack_documents
+from fcdist.preprocess.packing import pack_documents
 from fcdist.preprocess.tokenize import tokenize_rows
 
 MARKER = "COMPLETE.json"
@@ -172,15 +173,6 @@ def preprocess_shard(config: JobConfig, index: int, num_shards: int, tokenizer=N
     return final
 
 
-def replace_dir(new: Path, final: Path) -> None:
-    """Swap ``new`` in as ``final``; an old shard is moved aside first and removed only after the swap."""
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(new, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_manifest(config: JobConfig, num_shards: int, tokenizer=None) -> Path:
     """Record all N complete shards; refuses (naming them) if any is missing, stale or damaged."""
     tokenizer = tokenizer or load_tokenizer(config)
@@ -201,10 +193,7 @@ def write_manifest(config: JobConfig, num_shards: int, tokenizer=None) -> Path:
     if problems:
         raise RuntimeError(f"{out}: cannot write the manifest: " + "; ".join(problems))
 
-    with open(out / f".{HELDOUT}.tmp", "w") as f:
-        for index in range(num_shards):
-            f.write((out / shard_name(index, num_shards) / HELDOUT).read_text())
-    os.replace(out / f".{HELDOUT}.tmp", out / HELDOUT)
+    write_text_atomic(out / HELDOUT, "".join((out / shard_name(i, num_shards) / HELDOUT).read_text() for i in range(num_shards)))
 
     totals = {key: sum(m[key] for m in markers) for key in
               ("rows_in", "rows_kept", "skipped", "heldout", "truncated", "dropped", "tokens", "loss_tokens", "packed_rows")}
@@ -220,9 +209,7 @@ def write_manifest(config: JobConfig, num_shards: int, tokenizer=None) -> Path:
         "heldout_file": HELDOUT,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    tmp = out / f".{MANIFEST}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, out / MANIFEST)
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2))
     return out / MANIFEST
 
 

@@ -46,6 +46,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from fcdist.atomic import write_text_atomic
 from fcdist.config import ConfigError, JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
 from fcdist.preprocess.shards import check_manifest, load_tokenizer
 from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
@@ -125,7 +126,7 @@ class RunFolder:
         if final.exists():  # left by a run that died between rename and pointer update
             shutil.rmtree(final)
         os.replace(written, final)
-        write_atomic(self.latest_pointer, final.name + "\n")
+        write_text_atomic(self.latest_pointer, final.name + "\n")
         self.rotate(keep)
         return final
 
@@ -140,15 +141,9 @@ class RunFolder:
 
     def finish(self, summary: dict) -> None:
         """manifest.json, loss.png, then DONE last: DONE means everything else is there."""
-        write_atomic(self.manifest, json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(self.manifest, json.dumps(summary, indent=2) + "\n")
         plot_loss(self.metrics, self.loss_plot)
-        write_atomic(self.done_file, summary["final_checkpoint"] + "\n")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+        write_text_atomic(self.done_file, summary["final_checkpoint"] + "\n")
 
 
 def check_checkpoint(folder: Path, lora: bool, expect_trained: bool) -> None:
