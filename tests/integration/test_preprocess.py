@@ -186,3 +186,26 @@ def test_cli_preprocess_all_shards_then_manifest(tiny_config_factory, tiny_model
     assert main(args) == 0
     manifest = json.loads((tmp_path / "tiny-cpu" / "packed" / "manifest.json").read_text())
     assert manifest["num_shards"] == 2 and manifest["totals"]["rows_in"] == 600
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if tools %}<|tools|>{% for t in tools %}{{ t['name'] }};{% endfor %}\n{% endif %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def test_chat_template_mode_renders_with_the_tokenizer_template(tiny_config_factory, synth_data_file):
+    config = tiny_config_factory("data.template=chat")
+    tokenizer = shards.load_tokenizer(config)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    row = parse_row(raw_rows(synth_data_file)[0], "synth")
+    doc = tokenize_row(row, tokenizer, "chat", "completion")
+    text = tokenizer.decode(doc.input_ids)
+    assert text.startswith(f"<|user|>{row.query}\n<|tools|>{row.tools[0]['name']};")
+    assert "<|assistant|><calls>" in text and text.endswith("</calls></s>")
+    loss = tokenizer.decode([t for t, label in zip(doc.input_ids, doc.labels) if label != IGNORE_INDEX])
+    assert loss == "\n".join(str(a) for a in row.answers) + "</calls></s>"
+    tokenizer.chat_template = None
+    with pytest.raises(ValueError, match="data.template=chat needs a tokenizer with a chat template"):
+        tokenize_row(row, tokenizer, "chat", "completion")
