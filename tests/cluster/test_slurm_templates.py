@@ -56,8 +56,10 @@ def train_args(packed: list[str], root: Path, name: str, *extra: str) -> list[st
 
 
 def sbatch(cluster, out: Path, template: str, *args: str, options: tuple[str, ...] = ()) -> int:
-    """sbatch [options] slurm/<template>.sh args, with SLURM's own --output in ``out`` (the job logs into its run folder)."""
-    return cluster.sbatch([f"--output={out}/slurm-%j.out", *options, f"slurm/{template}.sh", *args], cwd=ROOT)
+    """sbatch [options] slurm/<template>.sh args, with SLURM's own --output in ``out`` (the job logs into its run
+    folder): slurm-<job>.out, or slurm-<array job>_<task>.out for each task of an array."""
+    name = "slurm-%A_%a.out" if any(option.startswith("--array") for option in options) else "slurm-%j.out"
+    return cluster.sbatch([f"--output={out}/{name}", *options, f"slurm/{template}.sh", *args], cwd=ROOT)
 
 
 def logs(run: Path) -> str:
@@ -200,12 +202,16 @@ def test_bad_input_fails_at_once_with_the_reason_in_the_log(slurm_cluster, user_
         ("preprocess", ("--array=2",), ("--num-shards", "2", "--config", TINY, *base)): "array task 2 is outside the 2 shard(s)",
     }
     submitted = {case: sbatch(slurm_cluster, tmp_path, case[0], *case[2], options=case[1]) for case in cases}
-    for case, job in submitted.items():
-        started = time.monotonic()
-        assert slurm_cluster.wait(job, 60) == "FAILED", case
-        assert time.monotonic() - started < 60
-        out = "".join(p.read_text() for p in tmp_path.glob(f"slurm-{job}*.out"))
-        assert cases[case] in out, (case, out)
+    started = time.monotonic()
+    for (template, options, args), job in submitted.items():
+        array = next((option.split("=")[1] for option in options if option.startswith("--array=")), None)
+        first, _, last = array.partition("-") if array else ("", "", "")
+        tasks = [f"{job}_{i}" for i in range(int(first), int(last or first) + 1)] if array else [str(job)]
+        for task in tasks:  # every task of an array fails alike, each in its own log
+            assert slurm_cluster.wait(task, 60) == "FAILED", (template, args, task)
+            out = (tmp_path / f"slurm-{task}.out").read_text()
+            assert cases[template, options, args] in out, (template, args, out)
+    assert time.monotonic() - started < 60
 
 
 def test_impossible_requests_are_refused_at_submission(slurm_cluster, user_env, tiny, tmp_path):
