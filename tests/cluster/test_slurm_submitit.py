@@ -43,10 +43,11 @@ def test_submitit_chain_with_an_interrupted_training_job(slurm_cluster, tiny_mod
     assert slurm_cluster.wait(int(jobs["score"][0]), 420) == "COMPLETED", proc.stdout
     for stage, ids in jobs.items():
         for job in ids:
-            assert slurm_cluster.state(job) == "COMPLETED", (stage, job)
-    assert slurm_cluster.sacct(int(train))[0]["NodeList"] == "fcnode[1-2]"
+            assert slurm_cluster.state(job) == "COMPLETED", (stage, job, slurm_cluster.sacct(job))
+    assert slurm_cluster.sacct(int(train))[0]["NodeList"] == "fcnode[1-2]", slurm_cluster.sacct(int(train))
     logs = "".join(p.read_text() for p in sorted((run / "submitit" / train).glob("*_log.*")))  # both nodes' tasks
-    assert "Requeued job" in logs and f"resuming from {run}/checkpoints/step-" in logs and "DONE at step 24" in logs
+    for expected in ("Requeued job", f"resuming from {run}/checkpoints/step-", "DONE at step 24"):
+        assert expected in logs, logs
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert steps == list(range(2, 25, 2))  # every step logged once across the requeue
     assert json.loads((run / "manifest.json").read_text())["world_size"] == 2

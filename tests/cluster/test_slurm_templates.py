@@ -1,8 +1,9 @@
 """slurm/*.sh on the real local cluster (tests/cluster/conftest.py): training on both nodes, USR1 before the
-time limit (save, requeue, resume to the same loss), a killed rank, the whole pipeline, and bad input.
+time limit (save, requeue, resume to the same loss), a scancel that must not come back, a killed rank, the
+whole pipeline, and bad input.
 
 Jobs are submitted from the repository root as a user would, in this test's environment (sbatch hands it
-to the job), on the tiny model with runs and logs under tmp_path. About 4 minutes on 2 cores.
+to the job), on the tiny model with runs and logs under tmp_path. About 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
