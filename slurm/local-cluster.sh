@@ -126,6 +126,7 @@ MpiDefault=none
 MailProg=/bin/true
 # A node that was down comes back by itself once its slurmd registers again.
 ReturnToService=2
+EnforcePartLimits=ALL
 # Jobs may requeue themselves (scontrol requeue \$SLURM_JOB_ID), as fcdist's templates do.
 JobRequeue=1
 # Short timers: tests should not wait for a real cluster's grace periods.

@@ -219,10 +219,13 @@ def test_impossible_requests_are_refused_at_submission(slurm_cluster, user_env, 
     args = ["--config", TINY, *tiny, f"output.root={tmp_path}", MULTINODE]
     with pytest.raises(RuntimeError, match="Requested node configuration is not available"):
         sbatch(slurm_cluster, tmp_path, "train", *args, options=("--gpus-per-node=3",))  # the nodes have 2
-    # More nodes than the partition has: sbatch itself accepts that where partition limits are not enforced
-    # (this cluster, like SLURM's default), so the pipeline asks SLURM first and submits nothing.
+    # More nodes than the partition has: refused by sbatch here (EnforcePartLimits=ALL, as on many real
+    # clusters); where limits are not enforced the job would pend for ever, so the pipeline asks SLURM
+    # first (sbatch --test-only) and submits nothing.
+    with pytest.raises(RuntimeError, match="not available|Node count specification invalid|exceeds"):
+        sbatch(slurm_cluster, tmp_path, "train", *args, options=("--nodes=3",))
     proc = subprocess.run(["slurm/pipeline.sh", "--nodes=3", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stdout
     assert "cannot run the training job as asked (--nodes=3)" in proc.stderr
-    assert "Requested node configuration is not available" in proc.stderr
+    assert re.search("Requested node configuration is not available|Node count specification invalid", proc.stderr)
     assert "preprocess" not in proc.stdout and "cancelled" not in proc.stderr
