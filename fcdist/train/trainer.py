@@ -520,4 +520,14 @@ def main(argv: list[str] | None = None) -> int:
     except (SetupError, ConfigError) as e:
         print(f"fcdist train: error: {e}", file=sys.stderr)
         return 1
+    leave_process_group()
     return 0
+
+
+def leave_process_group() -> None:
+    """Leave the process group together. A rank that exits while another still holds the group, or the
+    rendezvous store on the head node has gone, can abort at interpreter exit ("terminate called without
+    an active exception", SIGABRT), failing a run that finished."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
