@@ -244,7 +244,7 @@ def default_shard_args() -> tuple[int | None, int | None]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist preprocess",
-        usage="fcdist preprocess --config C [--shard I --num-shards N | --all | --finalize] [key=value ...]",
+        usage="fcdist preprocess --config C [--shard I --num-shards N | --finalize] [key=value ...]",
         description="Tokenize and pack xlam rows into Arrow shards plus a manifest.",
     )
     add_config_arguments(parser)
