@@ -104,11 +104,12 @@ def write_adapter(checkpoint: Path, config: JobConfig, out_dir: Path) -> None:
 
 def write_merged(adapter_dir: Path, config: JobConfig, out_dir: Path) -> None:
     """PEFT's merge into the 16-bit base (fp32 on CPU), saved with safetensors and the tokenizer."""
-    import torch
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if torch.cuda.is_available() else torch.float32
+    from fcdist.infer import pick_device, pick_dtype
+
+    dtype = pick_dtype("auto", pick_device())  # the seed's rule: bf16 where supported, else fp16; fp32 on CPU
     merged = PeftModel.from_pretrained(load_base(config, dtype), str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(out_dir))
     AutoTokenizer.from_pretrained(config.model.name_or_path, revision=config.model.revision).save_pretrained(str(out_dir))
