@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,35 @@ def tiny_config_factory(tiny_model_dir, synth_data_file, tmp_path):
         return load_config(TINY_CONFIG, base + list(overrides))
 
     return make
+
+
+# The real material (67 genuine xlam rows, the Phi-3-mini tokenizer) lies beside the checkout in
+# ../shared/real/ on the project's machines and in CI, never inside the repository. A user's clone has
+# none: tests that need it skip there, unless FCDIST_REQUIRE_REAL=1 (CI sets it), when they fail instead.
+REAL_DIR = Path(os.environ.get("FCDIST_REAL_DIR", ROOT.parent / "shared" / "real"))
+
+
+def _require_real(path: Path) -> Path:
+    if path.exists():
+        return path
+    message = f"real material not found at {path} (set FCDIST_REAL_DIR to the folder with xlam-sample.jsonl and phi3-tokenizer/)"
+    if os.environ.get("FCDIST_REQUIRE_REAL") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def real_rows_file() -> Path:
+    """67 genuine xlam-function-calling-60k rows (read-only)."""
+    return _require_real(REAL_DIR / "xlam-sample.jsonl")
+
+
+@pytest.fixture(scope="session")
+def phi3_tokenizer_dir(tmp_path_factory) -> Path:
+    """A writable copy of the real Phi-3-mini tokenizer files, loadable with AutoTokenizer.from_pretrained."""
+    import shutil
+
+    source = _require_real(REAL_DIR / "phi3-tokenizer")
+    copy = tmp_path_factory.mktemp("phi3") / "tokenizer"
+    shutil.copytree(source, copy)
+    return copy
