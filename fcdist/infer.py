@@ -7,8 +7,8 @@
 
 A row's prompt is its training prompt (everything up to and including ``<calls>``); decoding is greedy and
 stops at ``</calls>``, eos or, in chat mode, the template's end of turn. Each row becomes one JSON line
-``{id, completion, new_tokens, latency_s}``, appended and fsynced after every batch; a rerun skips the ids already written (after cutting off a torn
-last line), so a killed job loses nothing and duplicates nothing.
+``{id, completion, new_tokens, latency_s}``, appended and fsynced after every batch; a rerun skips the ids
+already written (after cutting off a torn last line), so a killed job loses nothing and duplicates nothing.
 
 Shard i of N (``--shard/--num-shards``, else a SLURM array task, else torchrun's RANK of WORLD_SIZE) takes
 the i-th contiguous slice of the rows in file order and writes ``PRED.shard-i-of-N.jsonl`` beside
