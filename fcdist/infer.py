@@ -284,8 +284,8 @@ def vllm_generate_calls(llm: LLM, lora: LoRARequest | None, prompt_ids: list[lis
     vLLM stops at the model's eos by itself; ``end_id`` (the chat template's end of turn) is added."""
     from vllm import SamplingParams
 
-    params = SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=[CALLS_CLOSE], include_stop_str_in_output=True,
-                            stop_token_ids=[end_id])
+    params = SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=[CALLS_CLOSE],
+                            include_stop_str_in_output=True, stop_token_ids=[end_id])
     for start in range(0, len(prompt_ids), VLLM_CHUNK):
         chunk = [{"prompt_token_ids": ids} for ids in prompt_ids[start:start + VLLM_CHUNK]]
         started = time.perf_counter()

@@ -2,9 +2,10 @@
 
     <user>{query}</user>\n\n<tools>{one tool dict per line}</tools>\n\n<calls>{one call dict per line}</calls>
 
-followed by the tokenizer's eos token. ``data.template=chat`` frames the same query, tools and calls with the
-tokenizer's chat template instead (:func:`render_chat`). Dicts are written with Python's ``str`` (their repr), as the seed
+followed by the tokenizer's eos token. Dicts are written with Python's ``str`` (their repr), as the seed
 notebook did, so a model trained here answers in the same dialect the seed's users already parse.
+``data.template=chat`` frames the same query, tools and calls with the tokenizer's chat template instead
+(:func:`render_chat`).
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def probe_chat_format(tokenizer) -> ChatFormat:
         raise ValueError(f"{tokenizer.name_or_path}: its chat template cannot render a user and an assistant turn "
                          f"({e}); use data.template=seed") from None
     if PROBE_ANSWER not in turn:
-        raise ValueError(f"{tokenizer.name_or_path}: its chat template drops the assistant's message; use data.template=seed")
+        raise ValueError(f"{tokenizer.name_or_path}: its chat template drops the assistant's message; "
+                         "use data.template=seed")
     end = turn_end_token(tokenizer, turn.split(PROBE_ANSWER, 1)[1])
     return ChatFormat(PROBE_TOOL in prompt, end, tokenizer.convert_tokens_to_ids(end))
 
@@ -116,7 +118,7 @@ def turn_end_token(tokenizer, after_answer: str) -> str:
     which generation always stops at, then ends the document, as in the seed format.
     """
     text = after_answer.lstrip()
-    tokens = sorted(tokenizer.get_added_vocab(), key=len, reverse=True)  # longest first: no token is taken for a prefix of it
+    tokens = sorted(tokenizer.get_added_vocab(), key=len, reverse=True)  # longest first: never a token's prefix
     return next((token for token in tokens if text.startswith(token)), tokenizer.eos_token)
 
 
@@ -129,8 +131,9 @@ def render_chat(tokenizer, query: str, tools: list[dict], answers: list[dict]) -
     """
     renders_tools = chat_format(tokenizer).renders_tools
     content = query if renders_tools else f"{query}\n\n{render_tools(tools)}"
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": content}], tools=tools if renders_tools else None,
-                                           tokenize=False, add_generation_prompt=True)
+    user = [{"role": "user", "content": content}]
+    prompt = tokenizer.apply_chat_template(user, tools=tools if renders_tools else None, tokenize=False,
+                                           add_generation_prompt=True)
     return Rendered(prompt + CALLS_OPEN, render_completion(answers))
 
 
