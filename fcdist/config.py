@@ -51,7 +51,7 @@ class DataConfig:
     template: Literal["seed", "chat"] = "seed"
     """seed: the notebook's <user>/<tools>/<calls> format byte for byte; chat: the tokenizer's chat template."""
     train_on: Literal["completion", "all"] = "completion"
-    """completion: loss only on <calls>...</calls> and eos; all: loss on every token (the seed's behaviour)."""
+    """completion: loss on the calls, </calls> and the end token (eos; chat: end of turn); all: every token (seed)."""
     max_length: int = 512
     """Tokens per training row (packed row length, or the truncation length unpacked)."""
     packing: bool = True

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from fcdist.config import JobConfig
+from fcdist.data.render import chat_format
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -40,7 +41,7 @@ def data_identity(config: JobConfig) -> str:
 
 def fingerprint_components(config: JobConfig, tokenizer) -> dict:
     d = config.data
-    return {
+    components = {
         "data.source": data_identity(config),
         "data.on_bad_row": d.on_bad_row,
         "data.heldout_fraction": d.heldout_fraction,
@@ -51,6 +52,9 @@ def fingerprint_components(config: JobConfig, tokenizer) -> dict:
         "data.overlong": d.overlong,
         "model.tokenizer": tokenizer_hash(tokenizer),
     }
+    if d.template == "chat":  # packed data from before this key dropped the tools and ended turns with eos
+        components["data.chat_format"] = chat_format(tokenizer).describe()
+    return components
 
 
 def fingerprint_hash(components: dict) -> str:
