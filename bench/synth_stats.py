@@ -152,6 +152,14 @@ def synth_rows(count: int, seed: int) -> list[XlamRow]:
     return [parse_row(raw, f"synth seed {seed}") for raw in generate_rows(count, seed)]
 
 
+def valid_rows(path: str) -> list[XlamRow]:
+    """The rows fcdist would train on: bad ones (the real sample repeats a tool name twice) are left out, said on stderr."""
+    rows, skipped = read_rows(path, on_bad_row="skip")
+    if skipped.skipped:
+        print(f"{path}: {skipped.summary()}", file=sys.stderr)
+    return rows
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         usage="python bench/synth_stats.py [--synth FILE ...] [--real FILE] [--tokenizer DIR] [--rows N]",
@@ -170,11 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    sources: dict[str, Callable[[], list[XlamRow]]] = {path: (lambda p=path: read_rows(p)[0]) for path in args.synth}
+    sources: dict[str, Callable[[], list[XlamRow]]] = {path: (lambda p=path: valid_rows(p)) for path in args.synth}
     if not sources:
         sources[f"synth ({args.rows} rows, seed 1)"] = lambda: synth_rows(args.rows, seed=1)
     if args.real:
-        sources[f"real: {Path(args.real).name}"] = lambda: read_rows(args.real)[0]
+        sources[f"real: {Path(args.real).name}"] = lambda: valid_rows(args.real)
     print(markdown({name: measure(load(), tokenizer) for name, load in sources.items()}), end="")
     return 0
 
