@@ -142,24 +142,34 @@ def learning_table(reports: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def loss_ends(metrics: Path, window: int = 3) -> dict:
-    """Mean training loss of the first and last few logged steps."""
-    losses = [line["loss"] for line in map(json.loads, metrics.read_text().splitlines()) if line.get("loss") is not None]
-    return {"start": sum(losses[:window]) / len(losses[:window]), "end": sum(losses[-window:]) / len(losses[-window:]),
-            "logged_steps": len(losses)}
+def training_summary(metrics: Path, window: int = 3) -> dict:
+    """Mean training loss of the first and last few logged steps, steps and training wall time."""
+    lines = [line for line in map(json.loads, metrics.read_text().splitlines()) if line.get("loss") is not None]
+    losses = [line["loss"] for line in lines]
+    return {"loss_start": sum(losses[:window]) / len(losses[:window]), "loss_end": sum(losses[-window:]) / len(losses[-window:]),
+            "steps": lines[-1]["step"], "seconds": lines[-1]["time"] - lines[0]["time"] + lines[0]["window_s"]}
+
+
+def example_misses(reports: dict[str, dict[str, dict]], per_set: int = 5) -> str:
+    """The first few rows the trained model got wrong in each set, with the rule each broke: where to look next."""
+    lines = []
+    for name, by_model in reports.items():
+        misses = [row for row in by_model["trained"]["per_row"] if not row["correct"]][:per_set]
+        lines += [f"- {name}, {row['category']}, id {row['id']}: {row['reason']}" for row in misses]
+    return "\n".join(lines) + "\n" if lines else "none\n"
 
 
 def write_learning_report(config: JobConfig, reports: dict[str, dict[str, dict]]) -> str:
     run = config.run_dir
-    loss = loss_ends(run / "metrics.jsonl")
+    training = training_summary(run / "metrics.jsonl")
     manifest = json.loads((run / "manifest.json").read_text())
-    table = learning_table(reports)
-    markdown = (f"# Learning report: {config.output.name}\n\n{table}\n"
-                f"Training loss {loss['start']:.3f} -> {loss['end']:.3f} (mean of the first and last logged steps); "
-                f"curve in loss.png.\n")
+    markdown = (f"# Learning report: {config.output.name}\n\n{learning_table(reports)}\n"
+                f"Training: {training['steps']} steps in {training['seconds'] / 60:.1f} min; loss {training['loss_start']:.3f} -> "
+                f"{training['loss_end']:.3f} (mean of the first and last logged steps); curve in loss.png.\n\nSome misses of the trained model (per-row reasons in score/*.json):\n\n"
+                f"{example_misses(reports)}")
     summary = {
         "run": str(run), "model": config.model.name_or_path, "model_size": config.demo.model_size,
-        "lora": config.lora.enabled, "loss": loss, "training": manifest,
+        "lora": config.lora.enabled, "training": training, "run_manifest": manifest,
         "scores": {name: {model: {key: value for key, value in report.items() if key != "per_row"}
                           for model, report in by_model.items()} for name, by_model in reports.items()},
     }
