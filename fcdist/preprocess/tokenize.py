@@ -57,6 +57,8 @@ def tokenize_rendered(rendered: list[Rendered], tokenizer, train_on: str, add_sp
 
 
 def tokenize_rows(rows: list[XlamRow], tokenizer, template: str, train_on: str) -> list[TokenizedDoc]:
+    if not rows:  # a batch with nothing to train on (all held out or bad); the tokenizer fails on an empty list
+        return []
     rendered = [render_row(row, template, tokenizer) for row in rows]
     return tokenize_rendered(rendered, tokenizer, train_on, add_special_tokens=template == "seed")
 
