@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from fcdist.cli import main as fcdist
-from fcdist.config import load_config
+from fcdist.config import add_config_arguments, load_config
 
 DEFAULT_CONFIG = "configs/jobs/tiny-cpu.yaml"
 SYNTH_ROWS = 2000
@@ -41,8 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         usage="fcdist demo [--config C] [key=value ...]",
         description="Run synth -> tiny model -> preprocess -> train -> gather -> infer -> score locally.",
     )
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"job config (default: {DEFAULT_CONFIG})")
-    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    add_config_arguments(parser, f"job config (default: {DEFAULT_CONFIG})", required=False, default=DEFAULT_CONFIG)
     return parser
 
 
