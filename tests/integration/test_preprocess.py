@@ -146,6 +146,17 @@ def test_fingerprint_names_the_changed_setting(tiny_config_factory, override, ke
     assert shards.check_manifest(config, shards.load_tokenizer(config))["num_shards"] == 1
 
 
+def test_shards_of_an_older_preprocessing_format_are_not_trained_on(tiny_config_factory):
+    config = tiny_config_factory()
+    run(config, 1)
+    path = config.packed_dir / shards.MANIFEST
+    manifest = json.loads(path.read_text())
+    del manifest["fingerprint_components"]["preprocess.format"]  # what a manifest from before the format looks like
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="other settings: preprocess.format "):
+        shards.check_manifest(config, shards.load_tokenizer(config))
+
+
 def test_fingerprint_follows_data_content_and_tokenizer(tiny_config_factory, synth_data_file, tmp_path):
     config = tiny_config_factory()
     tokenizer = shards.load_tokenizer(config)
