@@ -51,7 +51,7 @@ class DataConfig:
     template: Literal["seed", "chat"] = "seed"
     """seed: the notebook's <user>/<tools>/<calls> format byte for byte; chat: the tokenizer's chat template."""
     train_on: Literal["completion", "all"] = "completion"
-    """completion: loss only on <calls>...</calls> and eos; all: loss on every token (the seed's behaviour)."""
+    """completion: loss on the calls, </calls> and the end token (eos; chat: end of turn); all: every token (seed)."""
     max_length: int = 512
     """Tokens per training row (packed row length, or the truncation length unpacked)."""
     packing: bool = True
@@ -151,6 +151,18 @@ class InferConfig:
 
 
 @dataclass
+class DemoConfig:
+    synth_rows: int = 2000
+    """Synthetic rows `fcdist demo` writes to data.source when that file does not exist yet."""
+    synth_seed: int = 0
+    """Seed of those rows and of the model it builds (the tokenizer is trained on rows of this seed)."""
+    model_size: Literal["tiny", "small", "100m"] = "tiny"
+    """Size of the random-init model `fcdist demo` builds at model.name_or_path when that folder does not exist."""
+    unseen_functions: float = 0.0
+    """Fraction of the synthetic catalogue's functions kept out of training, scored apart as unseen functions."""
+
+
+@dataclass
 class OutputConfig:
     root: str = "runs"
     """Folder that holds one folder per run."""
@@ -169,6 +181,7 @@ class JobConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     infer: InferConfig = field(default_factory=InferConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     @property
@@ -292,6 +305,8 @@ def validate(config: JobConfig, where: str = "config") -> None:
     need(0.0 <= d.heldout_fraction < 1.0, "data.heldout_fraction", "must be in [0, 1)")
     need(d.max_length >= 16, "data.max_length", "must be at least 16")
     need(d.num_shards >= 1, "data.num_shards", "must be at least 1")
+    need(config.demo.synth_rows >= 1, "demo.synth_rows", "must be at least 1")
+    need(0.0 <= config.demo.unseen_functions < 1.0, "demo.unseen_functions", "must be in [0, 1)")
     need(t.global_batch_size >= 1, "train.global_batch_size", "must be at least 1")
     need(t.micro_batch_size >= 0, "train.micro_batch_size", "must be 0 (derive) or positive")
     need(t.max_steps >= 1, "train.max_steps", "must be at least 1")

@@ -1,21 +1,30 @@
-"""``fcdist demo``: the whole pipeline on the embedded default, locally, ending with the score table.
+"""``fcdist demo``: the whole pipeline on the embedded default, locally, ending with a learning report.
 
-synth -> tiny model -> preprocess -> train (accelerate launch, as on a cluster) -> gather -> infer -> score.
+synth -> model -> preprocess -> train (accelerate launch, as on a cluster) -> gather -> infer -> score.
 Every step is the same stage entry point a user or a SLURM job runs; inputs already made are reused.
+
+The report puts the untrained model's scores beside the trained one's, on the held-out rows (functions seen
+in training, new values) and, when ``demo.unseen_functions`` keeps part of the synthetic catalogue out of
+training, on rows that call only functions the model never saw. It is printed and written to
+``runs/<name>/learning.{json,md}`` beside the trainer's ``loss.png``. The same command is the GPU learning
+check (configs/jobs/learn-synth-gpu.yaml): only the config differs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+from fcdist.atomic import write_text_atomic
 from fcdist.cli import main as fcdist
-from fcdist.config import add_config_arguments, load_config
+from fcdist.config import JobConfig, add_config_arguments, load_config
+from fcdist.data.xlam import heldout_score
 
 DEFAULT_CONFIG = "configs/jobs/tiny-cpu.yaml"
-SYNTH_ROWS = 2000
+CATEGORIES = ("all", "simple", "multiple", "parallel", "parallel-multiple")
 
 
 def step(title: str) -> None:
@@ -27,6 +36,63 @@ def run_stage(*argv: str) -> None:
         raise SystemExit(f"fcdist demo: `fcdist {' '.join(argv)}` failed")
 
 
+def unseen_path(config: JobConfig) -> Path:
+    """Where the rows that call kept-out functions go: beside data.source."""
+    source = Path(config.data.source)
+    return source.with_name(f"{source.stem}.unseen-functions.jsonl")
+
+
+def is_kept_out(function_name: str, fraction: float) -> bool:
+    """A fixed part of the catalogue, chosen by a hash of the function's name (as rows are by their id)."""
+    return heldout_score(f"function:{function_name}") < fraction
+
+
+def split_by_function(rows: list[dict], fraction: float) -> tuple[list[dict], list[dict]]:
+    """(training rows: no kept-out function among their tools, unseen rows: every call is to a kept-out one).
+
+    Rows that mix both are dropped, so training never sees a kept-out name, not even as an unused tool.
+    """
+    train, unseen = [], []
+    for row in rows:
+        tools = [tool["name"] for tool in json.loads(row["tools"])]
+        calls = [call["name"] for call in json.loads(row["answers"])]
+        if not any(is_kept_out(name, fraction) for name in tools):
+            train.append(row)
+        elif calls and all(is_kept_out(name, fraction) for name in calls):
+            unseen.append(row)
+    return train, unseen
+
+
+def write_jsonl(rows: list[dict], path: Path) -> None:
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def make_data(config: JobConfig) -> None:
+    """Synthetic rows at data.source (and the unseen-function rows beside it), unless the file exists."""
+    from fcdist.data.synth import generate_rows
+
+    source = Path(config.data.source)
+    if source.exists():
+        return
+    demo = config.demo
+    step(f"synth: {demo.synth_rows} rows (seed {demo.synth_seed}) -> {source}")
+    rows = generate_rows(demo.synth_rows, demo.synth_seed)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    if demo.unseen_functions > 0:
+        rows, unseen = split_by_function(rows, demo.unseen_functions)
+        write_jsonl(unseen, unseen_path(config))
+        print(f"{len(unseen)} rows call only the {demo.unseen_functions:.0%} of functions kept out of training "
+              f"-> {unseen_path(config)}")
+    write_jsonl(rows, source)
+
+
+def make_model(config: JobConfig) -> None:
+    if not Path(config.model.name_or_path).exists():
+        step(f"model: random-init {config.demo.model_size} -> {config.model.name_or_path}")
+        run_stage("tiny-model", "--out", config.model.name_or_path, "--size", config.demo.model_size,
+                  "--seed", str(config.demo.synth_seed))
+
+
 def launch_training(config_path: str, overrides: list[str], accelerate_config: str) -> None:
     """Training runs under ``accelerate launch`` exactly as users and the SLURM template start it."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
@@ -35,11 +101,79 @@ def launch_training(config_path: str, overrides: list[str], accelerate_config: s
     subprocess.run(command, check=True)
 
 
+def evaluation_sets(config: JobConfig) -> dict[str, Path]:
+    sets = {"seen functions": config.packed_dir / "heldout.jsonl"}
+    if unseen_path(config).is_file():
+        sets["unseen functions"] = unseen_path(config)
+    return sets
+
+
+def evaluate(config: JobConfig, common: list[str]) -> dict[str, dict[str, dict]]:
+    """Score reports by model (untrained, trained) and by evaluation set."""
+    models = {"untrained": ["--model", config.model.name_or_path], "trained": ["--run", str(config.run_dir)]}
+    reports: dict[str, dict[str, dict]] = {}
+    for model, model_args in models.items():
+        for name, gold in evaluation_sets(config).items():
+            slug = f"{model}-{name.replace(' ', '-')}"
+            step(f"infer + score: {model} model, held-out rows with {name}")
+            predictions = config.run_dir / "predictions" / f"{slug}.jsonl"
+            report = config.run_dir / "score" / f"{slug}.json"
+            run_stage("infer", *model_args, *common, "--data", str(gold), "--out", str(predictions), "--no-progress")
+            run_stage("score", "--gold", str(gold), "--predictions", str(predictions), "--out", str(report))
+            reports.setdefault(name, {})[model] = json.loads(report.read_text())
+    return reports
+
+
+def rates(report: dict, category: str) -> dict | None:
+    return report if category == "all" else report["by_category"].get(category)
+
+
+def learning_table(reports: dict[str, dict[str, dict]]) -> str:
+    """One markdown table: per evaluation set and call shape, untrained -> trained."""
+    lines = ["| held-out rows | shape | n | name accuracy untrained | name accuracy trained "
+             "| exact match untrained | exact match trained |", "|---|---|--:|--:|--:|--:|--:|"]
+    for name, by_model in reports.items():
+        for category in CATEGORIES:
+            before, after = rates(by_model["untrained"], category), rates(by_model["trained"], category)
+            if after is None:
+                continue
+            lines.append(f"| {name} | {category} | {after['n']} | {before['name_accuracy']:.1%} | "
+                         f"{after['name_accuracy']:.1%} | {before['exact_match']:.1%} | {after['exact_match']:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def loss_ends(metrics: Path, window: int = 3) -> dict:
+    """Mean training loss of the first and last few logged steps."""
+    losses = [line["loss"] for line in map(json.loads, metrics.read_text().splitlines()) if line.get("loss") is not None]
+    return {"start": sum(losses[:window]) / len(losses[:window]), "end": sum(losses[-window:]) / len(losses[-window:]),
+            "logged_steps": len(losses)}
+
+
+def write_learning_report(config: JobConfig, reports: dict[str, dict[str, dict]]) -> str:
+    run = config.run_dir
+    loss = loss_ends(run / "metrics.jsonl")
+    manifest = json.loads((run / "manifest.json").read_text())
+    table = learning_table(reports)
+    markdown = (f"# Learning report: {config.output.name}\n\n{table}\n"
+                f"Training loss {loss['start']:.3f} -> {loss['end']:.3f} (mean of the first and last logged steps); "
+                f"curve in loss.png.\n")
+    summary = {
+        "run": str(run), "model": config.model.name_or_path, "model_size": config.demo.model_size,
+        "lora": config.lora.enabled, "loss": loss, "training": manifest,
+        "scores": {name: {model: {key: value for key, value in report.items() if key != "per_row"}
+                          for model, report in by_model.items()} for name, by_model in reports.items()},
+    }
+    write_text_atomic(run / "learning.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(run / "learning.md", markdown)
+    return markdown
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist demo",
         usage="fcdist demo [--config C] [key=value ...]",
-        description="Run synth -> tiny model -> preprocess -> train -> gather -> infer -> score locally.",
+        description="Run synth -> model -> preprocess -> train -> gather -> infer -> score locally and print how "
+                    "the trained model compares with the untrained one.",
     )
     add_config_arguments(parser, f"job config (default: {DEFAULT_CONFIG})", required=False, default=DEFAULT_CONFIG)
     return parser
@@ -50,24 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config, args.overrides)
     common = ["--config", args.config, *args.overrides]
 
-    if not Path(config.data.source).exists():
-        step(f"synth: {SYNTH_ROWS} rows -> {config.data.source}")
-        Path(config.data.source).parent.mkdir(parents=True, exist_ok=True)
-        run_stage("synth", "--out", config.data.source, "--rows", str(SYNTH_ROWS), "--seed", "0")
-    if not Path(config.model.name_or_path).exists():
-        step(f"tiny-model -> {config.model.name_or_path}")
-        run_stage("tiny-model", "--out", config.model.name_or_path)
-
+    make_data(config)
+    make_model(config)
     step("preprocess")
     run_stage("preprocess", *common)
     step("train")
     launch_training(args.config, args.overrides, config.distributed.accelerate_config)
     step("gather")
     run_stage("gather", "--run", str(config.run_dir))
-    step("infer on the held-out rows")
-    predictions = config.run_dir / "predictions.jsonl"
-    run_stage("infer", "--run", str(config.run_dir), "--data", str(config.packed_dir / "heldout.jsonl"), "--out", str(predictions))
-    step("score")
-    run_stage("score", "--gold", str(config.packed_dir / "heldout.jsonl"), "--predictions", str(predictions),
-              "--out", str(config.run_dir / "score" / "report.json"))
+    reports = evaluate(config, common)
+    step(f"learning report ({config.run_dir / 'learning.md'})")
+    print(write_learning_report(config, reports), end="")
     return 0

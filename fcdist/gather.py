@@ -1,5 +1,8 @@
 """``fcdist gather``: a training checkpoint -> a LoRA adapter folder (and, with ``--merge``, a full model).
 
+A full fine-tuning run (``lora.enabled: false``) has no adapter: its checkpoint already holds the whole model
+as safetensors, which gather copies (safetensors, config and tokenizer only) to ``gathered/merged/``.
+
 DDP checkpoints already hold the PEFT adapter; DeepSpeed ZeRO checkpoints are consolidated with
 DeepSpeed's own ``zero_to_fp32`` utilities and written with PEFT's ``save_pretrained``, so no shard merging
 is written here. The result is ``runs/<name>/gathered/{adapter,merged}/`` plus ``manifest.json``, built in
@@ -21,6 +24,10 @@ from fcdist.config import ConfigError, JobConfig, add_config_arguments, load_run
 from fcdist.preprocess.fingerprint import sha256_file
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+# What a full model folder needs to load with from_pretrained; a checkpoint's pickles (optimizer.pt,
+# training_args.bin, rng_state.pth) are never copied out of the run.
+FULL_MODEL_PATTERNS = ("config.json", "generation_config.json", "model.safetensors", "model-*.safetensors",
+                       "model.safetensors.index.json")
 
 
 class EmptyAdapterError(RuntimeError):
@@ -116,6 +123,33 @@ def write_merged(adapter_dir: Path, config: JobConfig, out_dir: Path) -> None:
     AutoTokenizer.from_pretrained(config.model.name_or_path, revision=config.model.revision).save_pretrained(str(out_dir))
 
 
+def write_full_model(checkpoint: Path, config: JobConfig, out_dir: Path) -> int:
+    """Copy a full fine-tuning checkpoint's weights (safetensors) and config, plus the base's tokenizer;
+    returns the number of weight files."""
+    from transformers import AutoTokenizer
+
+    files = sorted({path for pattern in FULL_MODEL_PATTERNS for path in checkpoint.glob(pattern)})
+    weights = [path for path in files if path.suffix == ".safetensors"]
+    if not weights or not (checkpoint / "config.json").is_file():
+        raise FileNotFoundError(f"{checkpoint}: no model.safetensors and config.json (is this a full fine-tuning checkpoint?)")
+    out_dir.mkdir(parents=True)
+    for path in files:
+        shutil.copy2(path, out_dir / path.name)
+    AutoTokenizer.from_pretrained(config.model.name_or_path, revision=config.model.revision).save_pretrained(str(out_dir))
+    return len(weights)
+
+
+def gather_into(tmp: Path, source: Path, config: JobConfig, merge: bool) -> dict:
+    """Write the gathered folders into ``tmp``; returns what the manifest records about them."""
+    if not config.lora.enabled:
+        return {"full_model_files": write_full_model(source, config, tmp / "merged"), "merged": True}
+    write_adapter(source, config, tmp / "adapter")
+    tensors = check_adapter_not_empty(tmp / "adapter", source)
+    if merge:
+        write_merged(tmp / "adapter", config, tmp / "merged")
+    return {"adapter_tensors": tensors, "merged": merge}
+
+
 def file_hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -123,29 +157,24 @@ def file_hashes(folder: Path) -> dict[str, str]:
 def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False, overrides: list[str] | None = None) -> Path:
     """Build ``<run>/gathered/`` from one checkpoint with the run's saved config (and overrides); returns its path."""
     config = load_run_config(run_dir, overrides)
-    if not config.lora.enabled:
-        raise ValueError(f"{run_dir}: a full fine-tuning run (lora.enabled=false) has no adapter to gather; "
-                         "its checkpoints/step-N/ folders hold the whole model")
     source = resolve_checkpoint(run_dir, checkpoint)
     final = run_dir / "gathered"
     tmp = run_dir / f".gathered.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        write_adapter(source, config, tmp / "adapter")
-        tensors = check_adapter_not_empty(tmp / "adapter", source)
-        if merge:
-            write_merged(tmp / "adapter", config, tmp / "merged")
+        contents = gather_into(tmp, source, config, merge)
         manifest = {
             "source_checkpoint": str(source), "step": checkpoint_step(source), "base_model": config.model.name_or_path,
-            "base_revision": config.model.revision, "adapter_tensors": tensors, "merged": merge,
+            "base_revision": config.model.revision, **contents,
             "files": file_hashes(tmp), "config": to_dict(config), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         replace_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{final}: adapter from {source.name}{' + merged model' if merge else ''}")
+    made = "full model" if not config.lora.enabled else "adapter" + (" + merged model" if merge else "")
+    print(f"{final}: {made} from {source.name}")
     return final
 
 

@@ -6,9 +6,9 @@
     fcdist infer --model DIR --prompt '<user>...</user>\\n\\n<tools>...</tools>'
 
 A row's prompt is its training prompt (everything up to and including ``<calls>``); decoding is greedy and
-stops at ``</calls>`` or eos. Each row becomes one JSON line ``{id, completion, new_tokens, latency_s}``,
-appended and fsynced after every batch; a rerun skips the ids already written (after cutting off a torn
-last line), so a killed job loses nothing and duplicates nothing.
+stops at ``</calls>``, eos or, in chat mode, the template's end of turn. Each row becomes one JSON line
+``{id, completion, new_tokens, latency_s}``, appended and fsynced after every batch; a rerun skips the ids
+already written (after cutting off a torn last line), so a killed job loses nothing and duplicates nothing.
 
 Shard i of N (``--shard/--num-shards``, else a SLURM array task, else torchrun's RANK of WORLD_SIZE) takes
 the i-th contiguous slice of the rows in file order and writes ``PRED.shard-i-of-N.jsonl`` beside
@@ -34,7 +34,7 @@ from fcdist.config import JobConfig, add_config_arguments, load_config, load_run
 from fcdist.data.render import CALLS_CLOSE, CALLS_OPEN
 from fcdist.data.xlam import XlamRow, read_rows
 from fcdist.preprocess.shards import HELDOUT
-from fcdist.preprocess.tokenize import render_row
+from fcdist.preprocess.tokenize import end_token_id, render_row
 
 if TYPE_CHECKING:  # torch and transformers load only when a model does, so --help and --merge-shards stay fast
     import torch
@@ -176,18 +176,26 @@ def cut_after_close(text: str) -> str:
     return text if end < 0 else text[: end + len(CALLS_CLOSE)]
 
 
-def greedy_settings(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int) -> GenerationConfig:
-    """Greedy decoding that stops at ``</calls>`` or any of the model's eos tokens. The KV cache stays on:
+def stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, end_id: int | None) -> list[int]:
+    """The model's eos tokens (the tokenizer's when the model names none) and ``end_id``, the token training
+    ended documents with (the chat template's end of turn), which a model's own config may not list."""
+    eos = model.generation_config.eos_token_id  # Phi-3 lists several (<|endoftext|>, <|end|>, ...)
+    ids = list(eos) if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
+    return ids + [end_id] if end_id is not None and end_id not in ids else ids
+
+
+def greedy_settings(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int,
+                    end_id: int | None = None) -> GenerationConfig:
+    """Greedy decoding that stops at ``</calls>`` or any of :func:`stop_ids`. The KV cache stays on:
     prompts are padded, never packed, so the cache holds exactly one prompt per row."""
     from transformers import GenerationConfig
 
-    eos = model.generation_config.eos_token_id  # Phi-3 lists several (<|endoftext|>, <|end|>, ...)
     return GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=False,
         num_beams=1,
         stop_strings=[CALLS_CLOSE],
-        eos_token_id=eos if eos is not None else tokenizer.eos_token_id,
+        eos_token_id=stop_ids(model, tokenizer, end_id),
         pad_token_id=tokenizer.pad_token_id,
         use_cache=True,
     )
@@ -234,17 +242,17 @@ def generate_batch(
 
 def generate_calls(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_new_tokens: int,
-    batch_size: int, add_special_tokens: bool = True,
+    batch_size: int, add_special_tokens: bool = True, end_id: int | None = None,
 ) -> Iterator[list[Generation]]:
     """Greedy completions of ``prompts``, one list per batch. Batches group prompts of similar length (less
     padding) and run longest first, so an out-of-memory error shows in the first batch, not hours in.
 
     ``add_special_tokens`` must match training: on for the seed template, off for chat templates (which write
-    their own bos into the text).
+    their own bos into the text). ``end_id`` is the token training ended documents with (:func:`end_token_id`).
     """
     prompt_ids = tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompt_ids[i]))
-    settings = greedy_settings(model, tokenizer, max_new_tokens)
+    settings = greedy_settings(model, tokenizer, max_new_tokens, end_id)
     for start in range(0, len(order), batch_size):
         indices = order[start:start + batch_size]
         yield generate_batch(model, tokenizer, [prompt_ids[i] for i in indices], indices, settings)
@@ -269,13 +277,15 @@ def load_vllm(model_dir: Path, config: JobConfig, base_model: str | None = None)
     return llm, LoRARequest("fcdist-adapter", 1, str(model_dir)) if base else None
 
 
-def vllm_generate_calls(llm: LLM, lora: LoRARequest | None, prompt_ids: list[list[int]], max_new_tokens: int
-                        ) -> Iterator[list[Generation]]:
+def vllm_generate_calls(llm: LLM, lora: LoRARequest | None, prompt_ids: list[list[int]], max_new_tokens: int,
+                        end_id: int) -> Iterator[list[Generation]]:
     """Greedy completions from vLLM, which schedules its own batches; prompts go in chunks only so results
-    are written as they come. Prompts arrive as token ids tokenized like the hf backend's (same bos handling)."""
+    are written as they come. Prompts arrive as token ids tokenized like the hf backend's (same bos handling).
+    vLLM stops at the model's eos by itself; ``end_id`` (the chat template's end of turn) is added."""
     from vllm import SamplingParams
 
-    params = SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=[CALLS_CLOSE], include_stop_str_in_output=True)
+    params = SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=[CALLS_CLOSE],
+                            include_stop_str_in_output=True, stop_token_ids=[end_id])
     for start in range(0, len(prompt_ids), VLLM_CHUNK):
         chunk = [{"prompt_token_ids": ids} for ids in prompt_ids[start:start + VLLM_CHUNK]]
         started = time.perf_counter()
@@ -427,10 +437,12 @@ def generator_for(model_dir: Path, config: JobConfig, rows: list[XlamRow], base_
         llm, lora = load_vllm(model_dir, config, base_model)
         tokenizer = load_inference_tokenizer(tokenizer_source(model_dir, adapter_base(model_dir, base_model)), config)
         prompt_ids = tokenizer(row_prompts(rows, config, tokenizer), add_special_tokens=add_special)["input_ids"]
-        return vllm_generate_calls(llm, lora, prompt_ids, config.infer.max_new_tokens)
+        end_id = end_token_id(tokenizer, config.data.template)
+        return vllm_generate_calls(llm, lora, prompt_ids, config.infer.max_new_tokens, end_id)
     model, tokenizer = load_model_for_inference(model_dir, config, base_model)
     prompts = row_prompts(rows, config, tokenizer)
-    return generate_calls(model, tokenizer, prompts, config.infer.max_new_tokens, config.infer.batch_size, add_special)
+    return generate_calls(model, tokenizer, prompts, config.infer.max_new_tokens, config.infer.batch_size, add_special,
+                          end_token_id(tokenizer, config.data.template))
 
 
 def infer(model_dir: str | Path, data: str | Path, out: str | Path, config: JobConfig, shard: int = 0,
@@ -465,7 +477,7 @@ def free_form_prompt(text: str) -> str:
 def generate_one(model_dir: Path, config: JobConfig, prompt: str, base_model: str | None) -> str:
     model, tokenizer = load_model_for_inference(model_dir, config, base_model)
     batches = generate_calls(model, tokenizer, [free_form_prompt(prompt)], config.infer.max_new_tokens, 1,
-                             config.data.template == "seed")
+                             config.data.template == "seed", end_token_id(tokenizer, config.data.template))
     return next(batches)[0].completion
 
 

@@ -13,6 +13,9 @@ The rules are the Berkeley Function Calling Leaderboard's AST checker adapted to
    the gold value is the declared default), and an argument the gold leaves out is given at its default.
 4. Values compare by the declared xlam type: an int stands for a float but not the reverse, a bool is
    never a number, a string is never a number, lists compare in order and dicts by key, recursively.
+   xlam writes many defaults as strings ("10" for an int): a default matches both as written and as
+   its declared-type value. A gold value that breaks its own declared type (12345 declared "str")
+   matches itself and its exact declared-type form ("12345").
 
 The report (JSON, and a markdown table beside it) gives overall and per-category rates and, per row,
 whether it was correct and the first rule it broke.
@@ -221,6 +224,10 @@ def compare_values(pred: Any, gold: Any, spec: TypeSpec | None, lenient: bool, w
     """None when ``pred`` equals ``gold`` under the declared type, else a reason that starts with ``where``."""
     if _identical(pred, gold):  # also covers gold values that break their own declared type (xlam has some)
         return None
+    if spec is not None and spec.kind in SCALAR_KINDS.values() and not _fits(gold, spec.kind):
+        gold = as_declared(gold, spec)  # xlam's type quirk: the declared type's form of the gold value
+        if _identical(pred, gold):
+            return None
     if spec is None:
         return None if pred == gold else f"{where} = {_clip(repr(pred))}, expected {_clip(repr(gold))}"
     if spec.kind == "list":
@@ -230,6 +237,31 @@ def compare_values(pred: Any, gold: Any, spec: TypeSpec | None, lenient: bool, w
     if _scalar_matches(pred, gold, spec.kind, lenient):
         return None
     return f"{where} = {_clip(repr(pred))}, expected {spec.text} {_clip(repr(gold))}"
+
+
+def _fits(value: Any, kind: str) -> bool:
+    """``value`` has the Python type of the declared kind (an int fits a float)."""
+    if kind in ("str", "list", "dict"):
+        return isinstance(value, {"str": str, "list": list, "dict": dict}[kind])
+    if kind == "bool" or isinstance(value, bool):
+        return kind == "bool" and isinstance(value, bool)
+    return isinstance(value, int) or (kind == "float" and isinstance(value, float))
+
+
+def as_declared(value: Any, spec: TypeSpec | None) -> Any:
+    """``value`` in its declared scalar type when the conversion is exact ("10" -> 10, 12345 -> "12345"), else as is."""
+    if spec is None or _fits(value, spec.kind):
+        return value
+    if spec.kind == "str":
+        exact = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return str(value) if exact else value
+    if not isinstance(value, str):
+        return value
+    try:
+        converted = _convert_default(value.strip(), spec.kind)
+    except (ValueError, KeyError):
+        return value  # not convertible: compare the value as written
+    return converted if spec.kind != "int" or str(converted) == value.strip() else value
 
 
 def _convert_default(text: str, kind: str) -> Any:
@@ -252,38 +284,44 @@ def declared_default(param: dict, spec: TypeSpec | None) -> Any:
     default = param["default"]
     if not isinstance(default, str) or spec is None or spec.kind == "str":
         return default
-    try:
-        return _convert_default(default.strip(), spec.kind)
-    except (ValueError, KeyError):
-        return default  # not convertible: compare the string as written
+    return as_declared(default, spec)
+
+
+def _is_default(value: Any, param: dict, spec: TypeSpec | None, lenient: bool) -> bool:
+    """``value`` equals the declared default, as written ("10") or in its declared type (10)."""
+    written = param.get("default", NO_DEFAULT)
+    if written is NO_DEFAULT:
+        return False
+    return _identical(value, written) or compare_values(value, declared_default(param, spec), spec, lenient, "") is None
 
 
 # ---------------------------------------------------------------- rule 3: one call against one gold call
 
 
-def _declared(params: dict, arg: str) -> tuple[TypeSpec | None, Any]:
+def _declared(params: dict, arg: str) -> tuple[dict, TypeSpec | None]:
     param = params.get(arg)
     param = param if isinstance(param, dict) else {}
-    spec = parse_type(param.get("type"))
-    return spec, declared_default(param, spec)
+    return param, parse_type(param.get("type"))
 
 
 def _check_gold_argument(arg: str, gold_value: Any, given: dict, params: dict, lenient: bool) -> str | None:
-    spec, default = _declared(params, arg)
+    param, spec = _declared(params, arg)
     if arg in given:
         return compare_values(given[arg], gold_value, spec, lenient, f"argument {arg!r}")
-    if default is not NO_DEFAULT and compare_values(gold_value, default, spec, lenient, "") is None:
+    if _is_default(gold_value, param, spec, lenient):
         return None
     return f"argument {arg!r} missing, expected {_clip(repr(gold_value))}"
 
 
 def _check_extra_argument(arg: str, value: Any, params: dict, lenient: bool) -> str | None:
-    spec, default = _declared(params, arg)
-    if default is NO_DEFAULT:
+    param, spec = _declared(params, arg)
+    if "default" not in param:
         return f"argument {arg!r} = {_clip(repr(value))} given, but the expected call leaves it out (no default)"
-    if compare_values(value, default, spec, lenient, "") is None:
+    if _is_default(value, param, spec, lenient):
         return None
-    return f"argument {arg!r} = {_clip(repr(value))} given, but the expected call leaves it at its default {default!r}"
+    written, typed = param["default"], declared_default(param, spec)
+    shown = repr(written) if _identical(written, typed) else f"{written!r} ({typed!r} as {spec.text})"
+    return f"argument {arg!r} = {_clip(repr(value))} given, but the expected call leaves it at its default {shown}"
 
 
 def call_matches(pred: dict, gold: dict, tool: dict, lenient_strings: bool = False) -> str | None:

@@ -5,9 +5,15 @@
 Each row is ``{"id": int, "query": str, "answers": JSON str, "tools": JSON str}``, like the gated hub
 dataset, so every stage after this one runs unchanged on either. Rows are built from a catalogue of a few
 hundred API functions (domain x verb x object x lookup key, plus stand-alone utilities) with typed,
-described parameters. A row offers 1-5 tools and asks for one of four call shapes: simple, multiple
+described parameters. A row offers 1-8 tools and asks for one of four call shapes: simple, multiple
 (one call among several tools), parallel (one function called several times) and parallel-multiple.
-Every argument value is spelled out in the query, so a model can learn to copy it.
+
+Like the real data, about half the argument values are not spelled out in the query but follow from it
+through fixed mappings a model can learn from the training rows (``synth_mentions``: "for Apple" ->
+"AAPL", "a dozen" -> 12, "in Fahrenheit" -> "imperial", "next Friday" -> an ISO date given the date the
+query states as today, a city -> its coordinates). Tool docs carry xlam's quirks: most defaults written
+as strings ("10", "false"), many "" defaults, example defaults on required parameters, and a few
+parameters whose declared type differs from the values the calls give (a numeric ID declared "str").
 
 The catalogue is the same for every seed (train and eval files made with different seeds share one API
 set, as splits of the real dataset do); the seed picks the rows. Same seed, byte-identical output.
@@ -22,16 +28,30 @@ import random
 import string
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from fcdist.atomic import atomic_path
+from fcdist.data.synth_mentions import CITY_COORDINATES, COORDINATE_PAIRS, MENTIONS, Mention, RowContext
 
 CATALOGUE_SEED = 20240611  # fixes descriptions and defaults of the function catalogue, not the rows
-SHAPE_WEIGHTS = {"simple": 0.4, "multiple": 0.2, "parallel": 0.2, "parallel_multiple": 0.2}
+SHAPE_WEIGHTS = {"simple": 0.3, "multiple": 0.18, "parallel": 0.22, "parallel_multiple": 0.3}
+PARALLEL_CALLS = {2: 6, 3: 3, 4: 1}  # calls per parallel row -> weight: two calls are the most common, as in xlam
+TOOL_COUNT_WEIGHTS = (12, 8, 4, 2, 1, 1, 1, 1)  # for 1..8 tools; sliced from the low end for rows needing several
+MAX_TOOLS = len(TOOL_COUNT_WEIGHTS)
+OPTIONAL_SHARE = 0.65  # chance that a call states a given optional parameter
+MENTION_SHARE = 0.8  # chance that a value with a mapping is implied ("for Apple") rather than spelled ("for AAPL")
+CITY_SHARE = 0.6  # chance that a pair of coordinates is given as a city name
+# Tool-doc quirks of xlam (measured on real rows, see bench/synth_stats.py):
+REQUIRED_DEFAULT_SHARE = 0.85  # required parameters showing an example default
+EMPTY_DEFAULT_SHARE = 0.33  # optional parameters whose default is ""
+TYPED_DEFAULT_SHARE = 0.15  # defaults kept as typed values; the rest are strings ("10", "false")
+TYPE_QUIRKS = {"int": "str", "float": "int"}  # declared type -> the wrong one some functions declare instead
+TYPE_QUIRK_SHARE = 0.22  # chance that an int or float parameter of a function is declared with its quirk type
+NO_DEFAULT = object()
 PROGRESS_MIN_ROWS = 5000  # below this a progress bar is noise
 OUTPUT_FORMATS = (".jsonl", ".json", ".parquet")
 
@@ -393,8 +413,16 @@ KINDS: dict[str, Kind] = {
 
 @dataclass(frozen=True)
 class Param:
-    kind: Kind
+    role: str  # the key in KINDS (several roles share an xlam name)
     required: bool
+
+    @property
+    def kind(self) -> Kind:
+        return KINDS[self.role]
+
+    @property
+    def mention(self) -> Mention | None:
+        return MENTIONS.get(self.role)
 
 
 @dataclass(frozen=True)
@@ -407,6 +435,11 @@ class Function:
     params: tuple[Param, ...]
     actions: tuple[str, ...]  # infinitive phrases: "get the weather forecast"
     noun: str  # what it returns, for "Show me {noun} ..." phrasings
+
+    @functools.cached_property
+    def tool_json(self) -> str:
+        """The tool dict as JSON, encoded once: rows join these (json.dumps of the list gives the same text)."""
+        return json.dumps(self.tool)
 
 
 @dataclass(frozen=True)
@@ -673,7 +706,7 @@ def _function_doc(verb: str, noun: str, described_as: str, api: str, rng: random
 
 def _verbosity(rng: random.Random) -> int:
     """Extra doc sentences for one function: mostly 0-2, with a long tail like real API docs."""
-    return min(int(rng.lognormvariate(0.0, 0.9)), len(DOC_SENTENCES))
+    return min(int(rng.lognormvariate(-1.0, 1.0)), len(DOC_SENTENCES))
 
 
 def _param_doc(k: Kind, required: bool, verbose: bool, rng: random.Random) -> dict[str, Any]:
@@ -682,21 +715,35 @@ def _param_doc(k: Kind, required: bool, verbose: bool, rng: random.Random) -> di
         text += " (e.g., " + ", ".join(f"'{k.sample(rng)}'" for _ in range(2)) + ")."
     if verbose and rng.random() < 0.4:
         text += " " + rng.choice(PARAM_SENTENCES)
+    default = _doc_default(k, required, rng)
     if not required and rng.random() < 0.3:
-        text += f" Defaults to {k.default!r}." if k.default not in ("", None) else " Optional."
-    doc: dict[str, Any] = {"description": text, "type": k.type_name if required else f"{k.type_name}, optional"}
-    if not required:
-        doc["default"] = _xlam_default(k.default, rng)
-    elif rng.random() < 0.2:  # real xlam sometimes shows an example default on a required parameter
-        doc["default"] = k.sample(rng)
+        text += f" Defaults to {default}." if default not in ("", None) else " Optional."
+    doc: dict[str, Any] = {"description": text, "type": _declared_type(k, rng) + ("" if required else ", optional")}
+    if default is not NO_DEFAULT:
+        doc["default"] = default
     return doc
 
 
-def _xlam_default(default: Any, rng: random.Random) -> Any:
-    """Real xlam writes numeric defaults both as values and as strings ("10"); keep both forms."""
-    if isinstance(default, (int, float)) and not isinstance(default, bool) and rng.random() < 0.5:
-        return str(default)
-    return default
+def _declared_type(k: Kind, rng: random.Random) -> str:
+    """The kind's type, or now and then xlam's quirk: a numeric ID declared "str", coordinates declared "int"."""
+    quirk = TYPE_QUIRKS.get(k.type_name)
+    return quirk if quirk and rng.random() < TYPE_QUIRK_SHARE else k.type_name
+
+
+def _doc_default(k: Kind, required: bool, rng: random.Random) -> Any:
+    """What a tool doc shows as default: optional ones always (often ""), required ones an example value."""
+    if not required:
+        return "" if rng.random() < EMPTY_DEFAULT_SHARE else _as_written(k.default, rng)
+    if k.type_name.startswith(("List", "Dict")) or rng.random() > REQUIRED_DEFAULT_SHARE:
+        return NO_DEFAULT
+    return "" if rng.random() < 0.1 else _as_written(k.sample(rng), rng)
+
+
+def _as_written(value: Any, rng: random.Random) -> Any:
+    """Real xlam writes most defaults as strings ("10", "false"); a few keep their type."""
+    if value is None or isinstance(value, str) or rng.random() < TYPED_DEFAULT_SHARE:
+        return value
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _make_function(name: str, domain: str, doc: str, params: tuple[Param, ...], actions: tuple[str, ...], noun: str,
@@ -715,9 +762,9 @@ def _domain_functions(domain: Domain, rng: random.Random) -> list[Function]:
         for obj, noun, required, optional in domain.objects:
             for suffix, described_as, lookup_kinds in domain.lookups:
                 name = "_".join(part for part in (verb, obj, suffix) if part)
-                kept_optional = [k for k in optional if rng.random() < 0.8][: 5 - len(lookup_kinds) - len(required)]
-                params = tuple(Param(KINDS[k], True) for k in (*lookup_kinds, *required)) + tuple(
-                    Param(KINDS[k], False) for k in kept_optional)
+                kept_optional = [k for k in optional if rng.random() < 0.6][: 5 - len(lookup_kinds) - len(required)]
+                params = tuple(Param(k, True) for k in (*lookup_kinds, *required)) + tuple(
+                    Param(k, False) for k in kept_optional)
                 actions = tuple(f"{a} {noun}" for a in VERB_ACTIONS[verb])
                 doc = _function_doc(verb, noun, described_as, rng.choice(domain.apis), rng)
                 functions.append(_make_function(name, domain.name, doc, params, actions, noun, rng))
@@ -727,7 +774,7 @@ def _domain_functions(domain: Domain, rng: random.Random) -> list[Function]:
 def _utility_functions(rng: random.Random) -> list[Function]:
     functions = []
     for name, noun, actions, required, optional, doc in UTILITIES:
-        params = tuple(Param(KINDS[k], True) for k in required) + tuple(Param(KINDS[k], False) for k in optional)
+        params = tuple(Param(k, True) for k in required) + tuple(Param(k, False) for k in optional)
         functions.append(_make_function(name, "utility", doc, params, actions, noun, rng))
     return functions
 
@@ -769,6 +816,7 @@ MULTI_CALL_TEMPLATES = _pool(
 class Call:
     function: Function
     arguments: dict[str, Any]
+    spoken: dict[str, str] = field(default_factory=dict)  # argument -> phrase implying its value; "" if another says it
 
 
 def value_text(value: Any, rng: random.Random) -> str:
@@ -788,13 +836,42 @@ def phrase(k: Kind, value: Any, rng: random.Random) -> str:
     return rng.choice(k.phrases).format(v=value_text(value, rng))
 
 
-def sample_call(function: Function, rng: random.Random) -> Call:
-    """Arguments for every required parameter; each optional one is stated in the query about a third of the time."""
+def sample_call(function: Function, rng: random.Random, ctx: RowContext) -> Call:
+    """Arguments for every required parameter; each optional one is stated in the query OPTIONAL_SHARE of the time."""
+    params = [p for p in function.params if p.required or rng.random() < OPTIONAL_SHARE]
+    arguments, spoken = sample_arguments(params, rng, ctx)
+    return Call(function, arguments, spoken)
+
+
+def sample_arguments(params: Sequence[Param], rng: random.Random, ctx: RowContext) -> tuple[dict, dict[str, str]]:
+    """Values for ``params``, and the phrases for those the query implies instead of spelling out."""
     arguments: dict[str, Any] = {}
-    for p in function.params:
-        if p.required or rng.random() < 0.35:
+    spoken: dict[str, str] = {}
+    for p in params:
+        mentioned = _mentioned_value(p, arguments, rng, ctx) if p.mention and rng.random() < MENTION_SHARE else None
+        if mentioned:
+            arguments[p.kind.name], spoken[p.kind.name] = mentioned
+        else:
             arguments[p.kind.name] = fresh_value(p, arguments, rng)
-    return Call(function, arguments)
+    _city_for_coordinates(params, arguments, spoken, rng)
+    return arguments, spoken
+
+
+def _mentioned_value(param: Param, taken: dict[str, Any], rng: random.Random, ctx: RowContext) -> tuple[Any, str] | None:
+    """A mapped value and its phrase, or None when it would repeat a value or state an optional default."""
+    value, text = param.mention(rng, ctx)
+    repeats = isinstance(value, str) and value in taken.values()
+    return None if repeats or (not param.required and value == param.kind.default) else (value, text)
+
+
+def _city_for_coordinates(params: Sequence[Param], arguments: dict, spoken: dict[str, str], rng: random.Random) -> None:
+    """A latitude/longitude pair given as a city name whose coordinates the catalogue fixes."""
+    roles = {p.role for p in params}
+    for lat, lon, phrases in COORDINATE_PAIRS:
+        if {lat, lon} <= roles and rng.random() < CITY_SHARE:
+            city = rng.choice(sorted(CITY_COORDINATES))
+            arguments[KINDS[lat].name], arguments[KINDS[lon].name] = CITY_COORDINATES[city]
+            spoken[KINDS[lat].name], spoken[KINDS[lon].name] = rng.choice(phrases.split("|")).format(n=city), ""
 
 
 def fresh_value(param: Param, taken: dict[str, Any], rng: random.Random) -> Any:
@@ -806,13 +883,18 @@ def fresh_value(param: Param, taken: dict[str, Any], rng: random.Random) -> Any:
             return value
 
 
+def argument_phrase(call: Call, param: Param, rng: random.Random) -> str:
+    name = param.kind.name
+    return call.spoken[name] if name in call.spoken else phrase(param.kind, call.arguments[name], rng)
+
+
 def argument_phrases(call: Call, rng: random.Random, required: bool | None = None) -> list[str]:
     """Query fragments for the call's arguments: required in declared order, optional ones shuffled after."""
     params = [p for p in call.function.params if p.kind.name in call.arguments and required in (None, p.required)]
-    fixed = [phrase(p.kind, call.arguments[p.kind.name], rng) for p in params if p.required]
-    free = [phrase(p.kind, call.arguments[p.kind.name], rng) for p in params if not p.required]
+    fixed = [argument_phrase(call, p, rng) for p in params if p.required]
+    free = [argument_phrase(call, p, rng) for p in params if not p.required]
     rng.shuffle(free)
-    return fixed + free
+    return [text for text in fixed + free if text]
 
 
 def join_phrases(parts: list[str], rng: random.Random) -> str:
@@ -852,26 +934,20 @@ def multi_call_query(calls: list[Call], rng: random.Random) -> str:
                 semicolons="; ".join(clauses))
 
 
-def parallel_calls(function: Function, count: int, rng: random.Random) -> list[Call]:
+def parallel_calls(function: Function, count: int, rng: random.Random, ctx: RowContext) -> list[Call]:
     """Calls of one function whose required arguments differ, so each call is recoverable from the query."""
-    first = sample_call(function, rng)
+    first = sample_call(function, rng, ctx)
     calls, seen = [first], {_required_key(first)}
     for _ in range(count * 4):
         if len(calls) == count:
             break
-        call = Call(function, {**first.arguments, **_required_values(function, rng)})
+        values, spoken = sample_arguments([p for p in function.params if p.required], rng, ctx)
+        shared = {name: text for name, text in first.spoken.items() if name not in values}
+        call = Call(function, {**first.arguments, **values}, {**shared, **spoken})
         if _required_key(call) not in seen:
             seen.add(_required_key(call))
             calls.append(call)
     return calls
-
-
-def _required_values(function: Function, rng: random.Random) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for p in function.params:
-        if p.required:
-            values[p.kind.name] = fresh_value(p, values, rng)
-    return values
 
 
 def _required_key(call: Call) -> str:
@@ -901,35 +977,45 @@ def pick_functions(count: int, rng: random.Random, first: Function | None = None
 
 def tool_count(rng: random.Random, low: int) -> int:
     """Skewed toward few tools, as in xlam; many tools make the long rows."""
-    return rng.choices(range(low, 6), weights=[6, 4, 2, 1, 1][: 6 - low])[0]
+    return rng.choices(range(low, MAX_TOOLS + 1), weights=TOOL_COUNT_WEIGHTS[low - 1 :])[0]
 
 
-def build_row_calls(shape: str, rng: random.Random) -> tuple[list[Function], list[Call], str]:
+def build_row_calls(shape: str, rng: random.Random, ctx: RowContext) -> tuple[list[Function], list[Call], str]:
     if shape == "simple":
         function = rng.choice(function_catalogue())
-        call = sample_call(function, rng)
+        call = sample_call(function, rng, ctx)
         return [function], [call], single_query(call, rng)
     if shape == "multiple":
         tools = pick_functions(tool_count(rng, 2), rng)
-        call = sample_call(tools[0], rng)
+        call = sample_call(tools[0], rng, ctx)
         return tools, [call], single_query(call, rng)
     if shape == "parallel":
         function = rng.choice(_parallel_capable())
-        tools = pick_functions(tool_count(rng, 1) if rng.random() < 0.4 else 1, rng, function)
-        calls = parallel_calls(function, rng.randint(2, 4), rng)
+        tools = pick_functions(tool_count(rng, 1), rng, function)
+        count = rng.choices(list(PARALLEL_CALLS), weights=list(PARALLEL_CALLS.values()))[0]
+        calls = parallel_calls(function, count, rng, ctx)
         return tools, calls, parallel_query(calls, rng)
     tools = pick_functions(tool_count(rng, 2), rng)
-    used = rng.sample(tools, rng.randint(2, min(3, len(tools))))
-    calls = [sample_call(f, rng) for f in used + rng.sample(used, rng.randint(0, 1))]
+    used = rng.sample(tools, 3 if len(tools) > 2 and rng.random() < 0.25 else 2)
+    calls = [sample_call(f, rng, ctx) for f in used + (rng.sample(used, 1) if rng.random() < 0.2 else [])]
     return tools, calls, multi_call_query(calls, rng)
+
+
+def with_today(query: str, ctx: RowContext, rng: random.Random) -> str:
+    """A query whose values depend on today's date says which date that is."""
+    if not ctx.dated:
+        return query
+    return f"{ctx.today_sentence()} {query}" if rng.random() < 0.5 else f"{query} ({ctx.today_sentence()})"
 
 
 def make_row(row_id: int, rng: random.Random) -> dict[str, Any]:
     shape = rng.choices(list(SHAPE_WEIGHTS), weights=list(SHAPE_WEIGHTS.values()))[0]
-    tools, calls, query = build_row_calls(shape, rng)
+    ctx = RowContext.draw(rng)
+    tools, calls, query = build_row_calls(shape, rng, ctx)
+    query = with_today(query, ctx, rng)
     rng.shuffle(tools)
     answers = [{"name": c.function.name, "arguments": c.arguments} for c in calls]
-    return {"id": row_id, "query": query, "answers": json.dumps(answers), "tools": json.dumps([f.tool for f in tools])}
+    return {"id": row_id, "query": query, "answers": json.dumps(answers), "tools": "[" + ", ".join(f.tool_json for f in tools) + "]"}
 
 
 def generate_rows(num_rows: int, seed: int) -> list[dict]:

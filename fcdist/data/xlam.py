@@ -75,9 +75,13 @@ def _decode_list(raw: Any, column: str, source: str, row_id: Any) -> list:
 
 
 def _check_tools(tools: list, source: str, row_id: Any) -> None:
+    first_index: dict[str, int] = {}  # calls find their tool by name, so a repeated name is ambiguous
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
             raise BadRowError(source, row_id, f"'tools'[{i}] must be a dict with a string 'name'")
+        if tool["name"] in first_index:
+            raise BadRowError(source, row_id, f"'tools'[{i}] repeats the tool name '{tool['name']}' of 'tools'[{first_index[tool['name']]}]")
+        first_index[tool["name"]] = i
         params = tool.get("parameters", {})
         if not isinstance(params, dict):
             raise BadRowError(source, row_id, f"'tools'[{i}] ({tool['name']}) 'parameters' must be a dict")

@@ -1,13 +1,16 @@
-"""A tiny random-weight Phi-3 model with a real BPE tokenizer, for tests and CPU dry runs.
+"""A small random-weight Phi-3 model with a real BPE tokenizer, for tests, the CPU demo and learning checks.
 
-    fcdist tiny-model --out runs/tiny-model --seed 0 --rows 2000
+    fcdist tiny-model --out runs/tiny-model --seed 0 --rows 2000 [--size tiny|small|100m]
 
 The folder it writes loads through ``AutoModelForCausalLM.from_pretrained`` and
 ``AutoTokenizer.from_pretrained`` exactly like microsoft/Phi-3-mini, so every stage (LoRA targets, padding,
 eos handling, generation) runs the real code path in seconds on a CPU. The tokenizer is a byte-level BPE
 trained on rendered synthetic rows (``fcdist synth``), sized so that it splits this data into about as many
 tokens as a Llama-style 32k tokenizer does; sequence lengths, packing and truncation then behave as they
-would on the real model.
+would on the real model. Like Llama's and Phi-3's tokenizers it splits numbers into single digits, so an id,
+zip code or ISBN is spelled the same way in the query and in the call, whatever surrounds it.
+The sizes: ``tiny`` for tests, ``small`` for the CPU demo (trained from scratch in minutes), ``100m`` for the
+GPU learning check (configs/jobs/learn-synth-gpu.yaml).
 """
 
 from __future__ import annotations
@@ -32,17 +35,20 @@ from fcdist.data.synth import generate_rows
 # Llama's layout of special tokens: unk 0, bos 1, eos 2; pad gets its own id instead of reusing eos.
 UNK, BOS, EOS, PAD = "<unk>", "<s>", "</s>", "<pad>"
 SPECIAL_TOKENS = (UNK, BOS, EOS, PAD)
-# Measured on synthetic rows: 1536 merges give ~3.3 chars/token, what a Llama-style 32k vocab gives here.
+# Measured on synthetic rows: 1536 merges with single digits give ~3.3 chars/token, what a Llama-style 32k
+# vocab gives here.
 VOCAB_SIZE = 1536
 VOCAB_MULTIPLE = 64  # the embedding is padded like Phi-3's (32064 rows for 32011 tokens)
 MAX_POSITIONS = 4096
-MODEL_SHAPE = dict(  # ~1.2M parameters: a few dozen steps of 8 x 512 tokens train in seconds on 2 cores
-    hidden_size=128,
-    intermediate_size=384,
-    num_hidden_layers=4,  # two layers are enough for copy (induction) heads; four leave room for LoRA tests
-    num_attention_heads=4,
-    num_key_value_heads=4,
-)
+MODEL_SIZES = {
+    # ~1.2M parameters: a few dozen steps of 8 x 512 tokens train in seconds on 2 cores. Two layers are
+    # enough for copy (induction) heads; four leave room for LoRA tests.
+    "tiny": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4),
+    # ~4.2M parameters: the CPU demo's model, trained from scratch (full fine-tuning) in a few minutes.
+    "small": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4),
+    # ~100M parameters (head size 64, like Phi-3's 96 in spirit): the GPU learning check.
+    "100m": dict(hidden_size=768, intermediate_size=2560, num_hidden_layers=12, num_attention_heads=12),
+}
 INFO_FILE = "tiny_model_info.json"
 
 
@@ -54,7 +60,9 @@ def rendered_texts(rows: Iterable[dict]) -> list[str]:
 def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE) -> PreTrainedTokenizerFast:
     """Byte-level BPE: any text encodes without <unk> and decodes back to itself byte for byte."""
     bpe = Tokenizer(models.BPE(unk_token=UNK))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -74,7 +82,7 @@ def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE) -> PreTraine
     )
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, seed: int) -> Phi3ForCausalLM:
+def build_model(tokenizer: PreTrainedTokenizerFast, seed: int, size: str = "tiny") -> Phi3ForCausalLM:
     padded_vocab = -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     config = Phi3Config(
         vocab_size=padded_vocab,
@@ -84,7 +92,8 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int) -> Phi3ForCausalL
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
-        **MODEL_SHAPE,
+        num_key_value_heads=MODEL_SIZES[size]["num_attention_heads"],
+        **MODEL_SIZES[size],
     )
     torch.manual_seed(seed)
     return Phi3ForCausalLM(config)
@@ -102,19 +111,21 @@ def refuse_to_overwrite(out: Path, force: bool) -> None:
         raise FileExistsError(f"{out} exists and is not empty; pass --force to replace it")
 
 
-def build_tiny_model(out_dir: str | Path, seed: int = 0, rows: int = 2000, force: bool = False) -> Path:
-    """Train the tokenizer on ``rows`` synthetic rows of ``seed``, init the model from ``seed``, save to ``out_dir``."""
+def build_tiny_model(out_dir: str | Path, seed: int = 0, rows: int = 2000, force: bool = False, size: str = "tiny") -> Path:
+    """Train the tokenizer on ``rows`` synthetic rows of ``seed``, init a ``size`` model from ``seed``, save to ``out_dir``."""
+    if size not in MODEL_SIZES:
+        raise ValueError(f"model size {size!r} is unknown (known: {', '.join(MODEL_SIZES)})")
     out = Path(out_dir)
     refuse_to_overwrite(out, force)
     build_dir = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(build_dir, ignore_errors=True)
     try:
         tokenizer = train_tokenizer(rendered_texts(generate_rows(rows, seed)))
-        model = build_model(tokenizer, seed)
+        model = build_model(tokenizer, seed, size)
         tokenizer.save_pretrained(build_dir)
         model.save_pretrained(build_dir)
         held_out = rendered_texts(generate_rows(200, seed + 1))  # rows the tokenizer never saw
-        info = describe(tokenizer, model, seed, rows, chars_per_token(tokenizer, held_out))
+        info = describe(tokenizer, model, seed, rows, chars_per_token(tokenizer, held_out), size)
         (build_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         replace_dir(build_dir, out)
     finally:
@@ -122,32 +133,35 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, rows: int = 2000, force
     return out
 
 
-def describe(tokenizer: PreTrainedTokenizerFast, model: Phi3ForCausalLM, seed: int, rows: int, cpt: float) -> dict:
+def describe(tokenizer: PreTrainedTokenizerFast, model: Phi3ForCausalLM, seed: int, rows: int, cpt: float, size: str) -> dict:
     """What ``tiny_model_info.json`` records; nothing run-dependent, so the same seed gives the same folder."""
     return {
         "made_by": "fcdist tiny-model",
         "seed": seed,
         "tokenizer_rows": rows,
-        "tokenizer": "byte-level BPE trained on rendered `fcdist synth` rows of this seed",
+        "tokenizer": "byte-level BPE with single digits, trained on rendered `fcdist synth` rows of this seed",
         "tokenizer_vocab": len(tokenizer),
         "model_vocab": model.config.vocab_size,
         "special_tokens": {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS},
         "chars_per_token_heldout": round(cpt, 3),
         "parameters": sum(p.numel() for p in model.parameters()),
         "architecture": "Phi3ForCausalLM",
-        **MODEL_SHAPE,
+        "size": size,
+        **MODEL_SIZES[size],
     }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist tiny-model",
-        usage="fcdist tiny-model --out DIR [--seed S] [--rows N] [--force]",
-        description="Build a tiny random-weight Phi-3 model and a BPE tokenizer trained on synthetic rows.",
+        usage="fcdist tiny-model --out DIR [--size tiny|small|100m] [--seed S] [--rows N] [--force]",
+        description="Build a small random-weight Phi-3 model and a BPE tokenizer trained on synthetic rows.",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (refused if it exists and is not empty)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed for the tokenizer's rows and the weights (default: 0)")
     parser.add_argument("--rows", type=int, default=2000, metavar="N", help="synthetic rows to train the tokenizer on (default: 2000)")
+    parser.add_argument("--size", choices=list(MODEL_SIZES), default="tiny",
+                        help="tiny: tests (~1.2M parameters); small: the CPU demo (~4.2M); 100m: the GPU learning check")
     parser.add_argument("--force", action="store_true", help="replace an existing, non-empty output folder")
     return parser
 
@@ -156,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        out = build_tiny_model(args.out, seed=args.seed, rows=args.rows, force=args.force)
+        out = build_tiny_model(args.out, seed=args.seed, rows=args.rows, force=args.force, size=args.size)
     except FileExistsError as e:
         print(f"fcdist tiny-model: {e}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from fcdist.config import JobConfig
+from fcdist.data.render import chat_format
 
 # What preprocessing writes, beyond the settings: bumped when the same settings give other shards (2: documents
 # truncation leaves without loss are dropped, markers count loss tokens after truncation), so old shards are redone.
@@ -44,7 +45,7 @@ def data_identity(config: JobConfig) -> str:
 
 def fingerprint_components(config: JobConfig, tokenizer) -> dict:
     d = config.data
-    return {
+    components = {
         "data.source": data_identity(config),
         "data.on_bad_row": d.on_bad_row,
         "data.heldout_fraction": d.heldout_fraction,
@@ -56,6 +57,9 @@ def fingerprint_components(config: JobConfig, tokenizer) -> dict:
         "model.tokenizer": tokenizer_hash(tokenizer),
         "preprocess.format": PREPROCESS_FORMAT,
     }
+    if d.template == "chat":  # packed data from before this key dropped the tools and ended turns with eos
+        components["data.chat_format"] = chat_format(tokenizer).describe()
+    return components
 
 
 def fingerprint_hash(components: dict) -> str:

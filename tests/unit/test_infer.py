@@ -14,8 +14,9 @@ from fcdist.data.xlam import parse_row
 from fcdist.infer import (
     build_parser, cut_after_close, free_form_prompt, generate_calls, greedy_settings, load_inference_tokenizer,
     load_model_for_inference, merge_shards, resume, row_prompts, shard_from_environment, shard_path, shard_slice,
-    tokens_used,
+    stop_ids, tokens_used,
 )
+from fcdist.preprocess.tokenize import end_token_id
 
 MAX_NEW_TOKENS = 12
 NUM_PROMPTS = 12
@@ -54,18 +55,23 @@ def successor_model(tiny_model_dir, model_and_tokenizer, tmp_path_factory):
     first, second = (ids_of(tokenizer, text) for text in PROMPTS)
     chain_one = [first[-1], *ids_of(tokenizer, ANSWER), ids_of(tokenizer, "junk")[0]]
     chain_two = [second[-1], *ids_of(tokenizer, SECOND_ANSWER), tokenizer.eos_token_id]
-    assert len(set(chain_one + chain_two)) == len(chain_one) + len(chain_two), "each token needs one successor"
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    return successor_model_of(AutoModelForCausalLM.from_pretrained(tiny_model_dir), [chain_one, chain_two]), tokenizer
+
+
+def successor_model_of(model, chains: list[list[int]]):
+    """``model`` rewired so that after each token of a chain it writes the chain's next token."""
+    every = [token for chain in chains for token in chain]
+    assert len(set(every)) == len(every), "each token needs one successor"
     with torch.no_grad():
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
             layer.mlp.down_proj.weight.zero_()
         embed, head = model.get_input_embeddings().weight, model.lm_head.weight
         head.zero_()
-        for chain in (chain_one, chain_two):
+        for chain in chains:
             for current, following in zip(chain, chain[1:]):
                 head[following] = embed[current] / embed[current].norm()
-    return model.eval(), tokenizer
+    return model.eval()
 
 
 def by_index(batches) -> list:
@@ -93,6 +99,26 @@ def test_stops_at_calls_close_or_eos_row_by_row(successor_model):
     output = model.generate(**inputs, generation_config=greedy_settings(model, tokenizer, 20), tokenizer=tokenizer)
     assert output.shape[1] - inputs["input_ids"].shape[1] == max(one.new_tokens, two.new_tokens), \
         "the batch ends when its last row stops, not at max_new_tokens"
+
+
+def test_chat_mode_stops_at_the_templates_end_of_turn(tiny_model_dir, config):
+    """A tokenizer whose chat template closes turns with <|end|> (as Phi-3's does), a model that writes
+    SECOND_ANSWER, <|end|> and then junk: generation must stop at <|end|>, as training taught it to."""
+    tokenizer = load_inference_tokenizer(tiny_model_dir, config)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|end|>"]})
+    tokenizer.chat_template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+    end_id = end_token_id(tokenizer, "chat")
+    assert tokenizer.convert_ids_to_tokens(end_id) == "<|end|>" and end_id != tokenizer.eos_token_id
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model.resize_token_embeddings(len(tokenizer))
+    prompt, answer = ids_of(tokenizer, PROMPTS[1]), ids_of(tokenizer, SECOND_ANSWER)
+    model = successor_model_of(model, [[prompt[-1], *answer, end_id, *ids_of(tokenizer, "junk")]])
+    assert end_id in stop_ids(model, tokenizer, end_id) and tokenizer.eos_token_id in stop_ids(model, tokenizer, end_id)
+
+    (stopped,) = by_index(generate_calls(model, tokenizer, [PROMPTS[1]], 20, 1, end_id=end_id))
+    assert stopped.completion == SECOND_ANSWER and stopped.new_tokens == len(answer) + 1
+    (ran_on,) = by_index(generate_calls(model, tokenizer, [PROMPTS[1]], 20, 1))
+    assert ran_on.completion.startswith(SECOND_ANSWER + "junk"), "without the end of turn it would not have stopped"
 
 
 def test_generation_is_bounded_by_max_new_tokens(successor_model):

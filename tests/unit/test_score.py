@@ -218,7 +218,7 @@ def test_extra_argument_at_its_default_is_ok():
 
 def test_extra_argument_at_another_value_is_wrong():
     reason = weather_reason(call("get_weather", city="Oslo", days=7), call("get_weather", city="Oslo"))
-    assert reason == "argument 'days' = 7 given, but the expected call leaves it at its default 3"
+    assert reason == "argument 'days' = 7 given, but the expected call leaves it at its default '3' (3 as int)"
 
 
 def test_extra_argument_without_default_is_wrong():
@@ -290,9 +290,10 @@ def test_dicts_compare_by_key_recursively():
 
 
 def test_string_defaults_are_converted_to_the_declared_type():
-    # declared defaults "3", "false" and "[1, 2]" stand for 3, False and [1, 2]
+    # declared defaults "3", "false" and "[1, 2]" stand for 3, False and [1, 2]; the default as written also counts
     assert weather_reason(call("get_weather", city="Oslo", days=3), call("get_weather", city="Oslo")) is None
-    assert weather_reason(call("get_weather", city="Oslo", days="3"), call("get_weather", city="Oslo")) is not None
+    assert weather_reason(call("get_weather", city="Oslo", days="3"), call("get_weather", city="Oslo")) is None
+    assert weather_reason(call("get_weather", city="Oslo", days="4"), call("get_weather", city="Oslo")) is not None
     assert convert_reason({"amount": 1, "round": False}, {"amount": 1}) is None
     assert convert_reason({"amount": 1}, {"amount": 1, "steps": [1, 2]}) is None
     assert convert_reason({"amount": 1}, {"amount": 1, "steps": [2, 1]}) is not None
@@ -465,3 +466,45 @@ def test_help_has_a_usage_line(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     assert capsys.readouterr().out.startswith("usage: fcdist score --gold GOLD --predictions PRED.jsonl")
+
+
+MOVIE_TOOL = {"name": "movie_details", "parameters": {  # as real row 51595 declares it
+    "movie_id": {"description": "The YTS ID of the movie. Defaults to 10.", "type": "int, optional", "default": "10"},
+    "imdb_id": {"description": "The IMDB ID of the movie in YTS.", "type": "int, optional", "default": "10"},
+    "with_cast": {"description": "Include the cast.", "type": "bool, optional", "default": "false"}}}
+
+
+@pytest.mark.parametrize("movie_id", [10, "10"])
+def test_a_default_matches_as_written_and_as_its_declared_type(movie_id):
+    gold = {"name": "movie_details", "arguments": {"imdb_id": "tt1375666", "with_cast": True}}
+    assert call_matches({**gold, "arguments": {**gold["arguments"], "movie_id": movie_id}}, gold, MOVIE_TOOL) is None
+    assert call_matches({**gold, "arguments": {**gold["arguments"], "with_cast": True, "movie_id": "11"}}, gold,
+                        MOVIE_TOOL) == ("argument 'movie_id' = '11' given, but the expected call leaves it at its default "
+                                        "'10' (10 as int)")
+
+
+def test_a_gold_value_breaking_its_declared_type_matches_itself_and_its_exact_declared_form():
+    tool = {"name": "f", "parameters": {"user_id": {"type": "str"}, "lat": {"type": "int"}, "zip": {"type": "int"}}}
+    gold = {"name": "f", "arguments": {"user_id": 12345, "lat": 53.48, "zip": "01234"}}
+    assert call_matches(gold, gold, tool) is None
+    assert call_matches({"name": "f", "arguments": {**gold["arguments"], "user_id": "12345"}}, gold, tool) is None
+    assert call_matches({"name": "f", "arguments": {**gold["arguments"], "zip": 1234}}, gold, tool) is not None, "not exact"
+    assert call_matches({"name": "f", "arguments": {**gold["arguments"], "lat": 53}}, gold, tool) is not None
+
+
+def _gold_completions(rows) -> dict:
+    from fcdist.data.render import render_completion
+
+    return {row.id: render_completion(row.answers) for row in rows}
+
+
+def test_gold_answers_score_perfectly_on_synth_rows_and_the_real_sample(real_rows_file):
+    from fcdist.data.synth import generate_rows
+    from fcdist.data.xlam import parse_row, read_rows
+
+    synth = [parse_row(raw, "synth") for raw in generate_rows(3000, seed=2)]
+    real, skipped = read_rows(str(real_rows_file), on_bad_row="skip")
+    assert sorted(skipped.examples.values()) == [4565, 22853], "the real rows that repeat a tool name"
+    for rows in (synth, real):
+        report = score(rows, _gold_completions(rows))
+        assert report["exact_match"] == 1.0, [r for r in report["per_row"] if not r["correct"]][:3]

@@ -20,6 +20,8 @@ BAD_ROWS = [
     (dict(GOOD, id=9, answers=json.dumps([{"arguments": {}}])), "'answers'[0] must be a dict with a string 'name'"),
     (dict(GOOD, id=10, answers=json.dumps([{"name": "g", "arguments": {}}])), "calls 'g', which is not among the row's tools"),
     (dict(GOOD, id=11, query=5), "'query' must be a string"),
+    (dict(GOOD, id=12, tools=json.dumps([{"name": "f"}, {"name": "g"}, {"name": "f"}])),
+     "'tools'[2] repeats the tool name 'f' of 'tools'[0]"),
 ]
 
 
@@ -46,7 +48,7 @@ def test_skip_policy_counts_by_reason():
     rows, report = parse_rows(raws, "mem", "skip")
     assert [r.id for r in rows] == [7, 99]
     assert report.skipped == len(BAD_ROWS)
-    assert "skipped 10 bad row(s)" in report.summary() and "not among the row's tools" in report.summary()
+    assert "skipped 11 bad row(s)" in report.summary() and "not among the row's tools" in report.summary()
 
 
 def test_heldout_split_is_a_pure_function_of_the_id():
