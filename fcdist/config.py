@@ -334,10 +334,27 @@ def save_resolved(config: JobConfig, path: str | os.PathLike | None = None) -> P
     return path
 
 
-def add_config_arguments(parser) -> None:
-    """The two arguments every stage that reads a job config takes."""
-    parser.add_argument("--config", required=True, help="job config YAML (configs/jobs/*.yaml)")
+def add_config_arguments(parser, config_help: str | None = "job config YAML (configs/jobs/*.yaml)", required: bool = True,
+                         default: str | None = None) -> None:
+    """``--config C`` and the ``key.sub=value`` overrides, for every stage that reads a job config.
+
+    ``required=False`` for a stage with a fallback (``default``, a run's saved config, the built-in defaults);
+    ``config_help=None`` for a stage that reads a run's saved config only (overrides, no --config).
+    """
+    if config_help is not None:
+        parser.add_argument("--config", required=required, default=default, metavar="C", help=config_help)
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override config values, e.g. train.max_steps=20")
+
+
+def load_run_config(run_dir: str | os.PathLike, overrides: list[str] | None = None) -> JobConfig:
+    """A run's saved ``config.yaml`` with command-line overrides. Turning on ``model.trust_remote_code`` is
+    refused here: a run folder may come from someone else, and the switch runs code shipped with a model."""
+    path = Path(run_dir) / "config.yaml"
+    model = parse_overrides(overrides or []).get("model")
+    if isinstance(model, dict) and model.get("trust_remote_code") is True:
+        raise ConfigError(f"{path} + command line: 'model.trust_remote_code' cannot be turned on for a run folder from "
+                          "the command line; set it in a job config you pass with --config")
+    return load_config(path, overrides)
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fcdist.atomic import write_text_atomic
 from fcdist.cli import main as fcdist
-from fcdist.config import JobConfig, load_config
+from fcdist.config import JobConfig, add_config_arguments, load_config
 from fcdist.data.xlam import heldout_score
 
 DEFAULT_CONFIG = "configs/jobs/tiny-cpu.yaml"
@@ -185,8 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run synth -> model -> preprocess -> train -> gather -> infer -> score locally and print how "
                     "the trained model compares with the untrained one.",
     )
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"job config (default: {DEFAULT_CONFIG})")
-    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    add_config_arguments(parser, f"job config (default: {DEFAULT_CONFIG})", required=False, default=DEFAULT_CONFIG)
     return parser
 
 

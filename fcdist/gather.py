@@ -15,11 +15,12 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 from fcdist.atomic import replace_dir
-from fcdist.config import JobConfig, load_config, to_dict
+from fcdist.config import ConfigError, JobConfig, add_config_arguments, load_run_config, to_dict
 from fcdist.preprocess.fingerprint import sha256_file
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -153,9 +154,9 @@ def file_hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False) -> Path:
-    """Build ``<run>/gathered/`` from one checkpoint; returns its path."""
-    config = load_config(run_dir / "config.yaml")
+def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False, overrides: list[str] | None = None) -> Path:
+    """Build ``<run>/gathered/`` from one checkpoint with the run's saved config (and overrides); returns its path."""
+    config = load_run_config(run_dir, overrides)
     source = resolve_checkpoint(run_dir, checkpoint)
     final = run_dir / "gathered"
     tmp = run_dir / f".gathered.tmp-{os.getpid()}"
@@ -180,16 +181,21 @@ def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False) -> Pa
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist gather",
-        usage="fcdist gather --run runs/NAME [--checkpoint step-N|latest] [--merge]",
+        usage="fcdist gather --run runs/NAME [--checkpoint step-N|latest] [--merge] [key=value ...]",
         description="Turn a training checkpoint (DDP or DeepSpeed ZeRO) into a PEFT adapter folder, optionally merged.",
     )
     parser.add_argument("--run", required=True, type=Path, help="run folder (runs/<name>)")
     parser.add_argument("--checkpoint", default="latest", help="step-N or latest (default)")
     parser.add_argument("--merge", action="store_true", help="also write the adapter merged into the base weights")
+    add_config_arguments(parser, config_help=None)  # the run's config.yaml, e.g. model.name_or_path= where the base moved
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    gather(args.run, args.checkpoint, args.merge)
+    try:
+        gather(args.run, args.checkpoint, args.merge, args.overrides)
+    except ConfigError as e:
+        print(f"fcdist gather: error: {e}", file=sys.stderr)
+        return 1
     return 0

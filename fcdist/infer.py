@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from fcdist.atomic import write_text_atomic
-from fcdist.config import JobConfig, load_config
+from fcdist.config import JobConfig, add_config_arguments, load_config, load_run_config
 from fcdist.data.render import CALLS_CLOSE, CALLS_OPEN
 from fcdist.data.xlam import XlamRow, read_rows
 from fcdist.preprocess.shards import HELDOUT
@@ -519,7 +519,6 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "base its adapter_config.json names)")
     model.add_argument("--run", type=Path, metavar="RUN_DIR", help="a run folder: its gathered/merged/ or gathered/adapter/ on the "
                                                 "config's base, and its config.yaml unless --config is given")
-    parser.add_argument("--config", metavar="C", help="job config (model settings, infer.*); default: the run's, else defaults")
     parser.add_argument("--data", type=Path, metavar="FILE", help="xlam rows to answer (default: <packed_dir>/heldout.jsonl)")
     parser.add_argument("--out", type=Path, metavar="PRED.jsonl", help="predictions .jsonl (resumed if it exists)")
     parser.add_argument("--shard", type=int, metavar="I", help="shard index (default: SLURM array task, else RANK, else 0)")
@@ -527,13 +526,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--merge-shards", action="store_true", help="join the shard files into --out, checking every id")
     parser.add_argument("--prompt", metavar="TEXT", help="print the generation for one free-form prompt (\\n for line breaks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, e.g. infer.batch_size=32")
+    add_config_arguments(parser, "job config (model settings, infer.*); default: the run's, else defaults", required=False)
     return parser
 
 
 def job_config(args: argparse.Namespace) -> JobConfig:
-    config_path = args.config or (args.run / "config.yaml" if args.run else None)
-    return load_config(config_path, args.overrides)
+    if args.run and not args.config:
+        return load_run_config(args.run, args.overrides)
+    return load_config(args.config, args.overrides)
 
 
 def shard_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[int, int]:

@@ -140,14 +140,17 @@ def render_chat(tokenizer, query: str, tools: list[dict], answers: list[dict]) -
 def build_parser():
     import argparse
 
+    from fcdist.config import add_config_arguments
+
     parser = argparse.ArgumentParser(
         prog="fcdist render",
-        usage="fcdist render --data FILE [--config C] --out OUT.jsonl",
+        usage="fcdist render --data FILE [--config C] --out OUT.jsonl [key=value ...]",
         description="Render xlam rows; one JSON line per row: id, prompt, completion, text, split.",
     )
     parser.add_argument("--data", required=True, help="xlam-format rows (.jsonl, .json or .parquet)")
-    parser.add_argument("--config", help="job config for template, held-out fraction and bad-row policy (default: built-in defaults)")
     parser.add_argument("--out", required=True, help="output .jsonl")
+    add_config_arguments(parser, "job config for template, held-out fraction and bad-row policy (default: built-in defaults)",
+                         required=False)
     return parser
 
 
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from fcdist.data.xlam import is_heldout, read_rows
 
     args = build_parser().parse_args(argv)
-    config = load_config(args.config)
+    config = load_config(args.config, args.overrides)
     rows, skips = read_rows(args.data, config.data.on_bad_row)
     if skips.skipped:
         print(f"{args.data}: {skips.summary()}", file=sys.stderr)

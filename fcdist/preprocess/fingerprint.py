@@ -12,6 +12,10 @@ from pathlib import Path
 from fcdist.config import JobConfig
 from fcdist.data.render import chat_format
 
+# What preprocessing writes, beyond the settings: bumped when the same settings give other shards (2: documents
+# truncation leaves without loss are dropped, markers count loss tokens after truncation), so old shards are redone.
+PREPROCESS_FORMAT = 2
+
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
@@ -51,6 +55,7 @@ def fingerprint_components(config: JobConfig, tokenizer) -> dict:
         "data.packing": d.packing,
         "data.overlong": d.overlong,
         "model.tokenizer": tokenizer_hash(tokenizer),
+        "preprocess.format": PREPROCESS_FORMAT,
     }
     if d.template == "chat":  # packed data from before this key dropped the tools and ended turns with eos
         components["data.chat_format"] = chat_format(tokenizer).describe()

@@ -6,6 +6,7 @@ import argparse
 
 from fcdist.config import add_config_arguments, load_config
 from fcdist.data.xlam import load_raw, parse_row
+from fcdist.preprocess.packing import DROPPED_NO_LOSS, DROPPED_OVERLONG, FITS, count_loss_tokens, fit_document
 from fcdist.preprocess.shards import load_tokenizer
 from fcdist.preprocess.tokenize import IGNORE_INDEX, tokenize_row
 
@@ -32,6 +33,20 @@ def annotate(tokenizer, input_ids: list[int], labels: list[int], color: bool) ->
     return "|".join(pieces)
 
 
+def fate(doc, max_length: int, overlong: str) -> str:
+    """What preprocessing does with the document, saying plainly how many of its loss tokens are trained on."""
+    input_ids, labels, outcome = fit_document(doc.input_ids, doc.labels, max_length, overlong)
+    if outcome == FITS:
+        return f"fits max_length={max_length}: all {doc.num_loss_tokens} loss tokens are trained on"
+    if outcome == DROPPED_OVERLONG:
+        return f"over max_length={max_length}: dropped (overlong: drop), none of its {doc.num_loss_tokens} loss tokens is trained on"
+    if outcome == DROPPED_NO_LOSS:
+        return (f"over max_length={max_length}: truncation would leave 0 of its {doc.num_loss_tokens} loss tokens, "
+                "so it is dropped; raise data.max_length to train on it")
+    return (f"over max_length={max_length}: truncated to {len(input_ids)} tokens, {count_loss_tokens(labels)} of its "
+            f"{doc.num_loss_tokens} loss tokens survive")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist inspect",
@@ -54,8 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     doc = tokenize_row(row, tokenizer, config.data.template, config.data.train_on)
     color = sys.stdout.isatty() and not args.no_color
     print(annotate(tokenizer, doc.input_ids, doc.labels, color))
-    over = len(doc.input_ids) > config.data.max_length
-    print(f"\nrow {args.row}: {len(doc.input_ids)} tokens ({doc.num_loss_tokens} carry loss; "
-          f"train_on={config.data.train_on}; max_length={config.data.max_length}"
-          f"{', will be ' + config.data.overlong + 'd' if over else ''})")
+    print(f"\nrow {args.row}: {len(doc.input_ids)} tokens, {doc.num_loss_tokens} carry loss "
+          f"(train_on={config.data.train_on}); {fate(doc, config.data.max_length, config.data.overlong)}")
     return 0

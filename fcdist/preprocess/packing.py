@@ -11,33 +11,84 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fcdist.preprocess.tokenize import IGNORE_INDEX
+
+# What happens to one document against max_length (fit_document's outcome)
+FITS, TRUNCATED, DROPPED_OVERLONG, DROPPED_NO_LOSS = "fits", "truncated", "dropped", "dropped_no_loss"
+
+
+def count_loss_tokens(labels: list[int]) -> int:
+    return sum(label != IGNORE_INDEX for label in labels)
+
 
 @dataclass
 class PackStats:
     documents: int = 0
     truncated: int = 0
+    """Documents cut to max_length and kept; ``partial_loss`` of them lost some of their loss tokens."""
+    partial_loss: int = 0
     dropped: int = 0
+    """Overlong documents dropped under ``overlong: drop``."""
+    dropped_no_loss: int = 0
+    """Documents that truncation would leave without a single loss token: never packed, they would only waste rows."""
+    loss_tokens: int = 0
+    """Loss-carrying tokens in the packed rows (after truncation)."""
+    loss_tokens_lost: int = 0
+    """Loss-carrying tokens cut off or dropped because documents did not fit max_length."""
     tokens: int = 0
     rows: int = 0
     slots: int = 0
 
     @property
+    def kept(self) -> int:
+        return self.documents - self.dropped - self.dropped_no_loss
+
+    @property
+    def lost_loss_documents(self) -> int:
+        """Documents that train on fewer tokens than they carry (cut, or dropped because of their length)."""
+        return self.partial_loss + self.dropped + self.dropped_no_loss
+
+    @property
     def efficiency(self) -> float:
-        """Real tokens over token slots (max_length per packed row); 1.0 means no padding at all."""
+        """Packed tokens over token slots (max_length per packed row); 1.0 means no padding at all. Every packed
+        token is trained on or attended to by a trained token, since documents without loss are never packed."""
         return self.tokens / self.slots if self.slots else 0.0
 
 
+def fit_document(input_ids: list[int], labels: list[int], max_length: int, overlong: str):
+    """(input_ids, labels, outcome): the document as it is trained on, or ``None, None, DROPPED_*``.
+
+    Truncation keeps the first max_length tokens (the seed's behaviour); since loss sits at the end of a
+    document, it is what truncation cuts first, and a document left with none is dropped instead of packed.
+    """
+    if len(input_ids) <= max_length:
+        return input_ids, labels, FITS
+    if overlong == "drop":
+        return None, None, DROPPED_OVERLONG
+    input_ids, labels = input_ids[:max_length], labels[:max_length]
+    if count_loss_tokens(labels) == 0:
+        return None, None, DROPPED_NO_LOSS
+    return input_ids, labels, TRUNCATED
+
+
 def fit_overlong(docs: list[tuple[list[int], list[int]]], max_length: int, overlong: str, stats: PackStats):
-    """Truncate (the seed's behaviour: keep the first max_length tokens) or drop documents that do not fit."""
+    """Documents as trained on: those that fit, truncated ones that keep some loss; the rest counted and dropped."""
     kept = []
     for input_ids, labels in docs:
-        if len(input_ids) > max_length:
-            if overlong == "drop":
-                stats.dropped += 1
-                continue
+        fitted_ids, fitted_labels, outcome = fit_document(input_ids, labels, max_length, overlong)
+        loss_before = count_loss_tokens(labels)
+        loss_after = count_loss_tokens(fitted_labels) if fitted_labels is not None else 0
+        stats.loss_tokens += loss_after
+        stats.loss_tokens_lost += loss_before - loss_after
+        if outcome == DROPPED_OVERLONG:
+            stats.dropped += 1
+        elif outcome == DROPPED_NO_LOSS:
+            stats.dropped_no_loss += 1
+        elif outcome == TRUNCATED:
             stats.truncated += 1
-            input_ids, labels = input_ids[:max_length], labels[:max_length]
-        kept.append((input_ids, labels))
+            stats.partial_loss += loss_after < loss_before
+        if fitted_ids is not None:
+            kept.append((fitted_ids, fitted_labels))
     return kept
 
 
@@ -74,6 +125,26 @@ def build_row(docs: list[tuple[list[int], list[int]]]) -> dict:
         row["position_ids"] += list(range(len(input_ids)))
         row["doc_lengths"].append(len(input_ids))
     return row
+
+
+def length_summary(length_counts: dict[int, int], max_length: int) -> dict:
+    """Document lengths before truncation against max_length: how many are over it, median, p90, longest."""
+    total = sum(length_counts.values())
+    if not total:
+        return {"documents": 0, "over_max_length": 0, "share_over": 0.0, "p50": 0, "p90": 0, "max": 0}
+    ordered = sorted(length_counts.items())
+
+    def percentile(q: float) -> int:
+        rank, seen = q * (total - 1), 0
+        for length, count in ordered:
+            seen += count
+            if seen > rank:
+                return length
+        return ordered[-1][0]
+
+    over = sum(count for length, count in ordered if length > max_length)
+    return {"documents": total, "over_max_length": over, "share_over": round(over / total, 6),
+            "p50": percentile(0.5), "p90": percentile(0.9), "max": ordered[-1][0]}
 
 
 def pack_documents(docs, max_length: int, overlong: str, packing: bool) -> tuple[list[dict], PackStats]:

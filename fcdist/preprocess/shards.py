@@ -14,18 +14,23 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from fcdist.atomic import replace_dir, write_text_atomic
 from fcdist.config import JobConfig, add_config_arguments, load_config
 from fcdist.data.xlam import BadRowError, SkipReport, is_heldout, load_raw, parse_row
 from fcdist.preprocess.fingerprint import differing_keys, fingerprint_components, fingerprint_hash, sha256_file
-from fcdist.preprocess.packing import pack_documents
+from fcdist.preprocess.packing import PackStats, length_summary, pack_documents
 from fcdist.preprocess.tokenize import tokenize_rows
 
 MARKER = "COMPLETE.json"
 MANIFEST = "manifest.json"
 HELDOUT = "heldout.jsonl"
+DUPLICATE_ID = "duplicate id (an earlier row has the same id)"
+# PackStats counts recorded in each shard's marker and summed in the manifest
+COUNTED_STATS = ("truncated", "partial_loss", "dropped", "dropped_no_loss", "tokens", "loss_tokens", "loss_tokens_lost")
+LOSS_WARNING_SHARE = 0.01  # warn when more documents than this lose loss tokens to max_length
 
 
 def shard_name(index: int, num_shards: int) -> str:
@@ -65,9 +70,43 @@ def _process_batch(batch: dict, *, source: str, tokenizer, config: JobConfig) ->
     return out
 
 
-def apply_bad_row_policy(processed, raw_slice, config: JobConfig) -> SkipReport:
+def shard_bounds(num_rows: int, index: int, num_shards: int) -> tuple[int, int]:
+    """[start, end) of shard ``index``: contiguous slices of near-equal size, the first ones one row longer."""
+    size, extra = divmod(num_rows, num_shards)
+    start = index * size + min(index, extra)
+    return start, start + size + (index < extra)
+
+
+def find_duplicate_ids(all_ids: list, start: int, end: int) -> dict[int, int]:
+    """Position -> position of the first row with the same id, for rows in [start, end) whose id occurred
+    earlier in the whole source. Every shard reads the whole id column, so all shards agree without talking:
+    the first row with an id is kept, the later ones are duplicates wherever they are."""
+    first_seen: dict[str, int] = {}
+    duplicates = {}
+    for position, row_id in enumerate(all_ids[:end]):
+        if row_id is None:  # a missing id is a bad row of its own, reported by validation
+            continue
+        first = first_seen.setdefault(str(row_id), position)
+        if first != position and position >= start:
+            duplicates[position] = first
+    return duplicates
+
+
+def apply_duplicate_policy(raw, start: int, end: int, config: JobConfig, report: SkipReport) -> list[int]:
+    """The positions in [start, end) to process: ``error`` raises at the first duplicate id (naming both rows),
+    ``skip`` counts each under its own reason. Ids key predictions and scores, so they must be unique."""
+    duplicates = find_duplicate_ids(raw["id"], start, end)
+    for position, first in duplicates.items():
+        row_id = raw[position]["id"]
+        if config.data.on_bad_row == "error":
+            raise BadRowError(config.data.source, row_id, f"duplicate id: rows {first} and {position} (counting from 0) "
+                                                          "have the same id, which must be unique (predictions are keyed by id)")
+        report.add(BadRowError(config.data.source, row_id, DUPLICATE_ID))
+    return [position for position in range(start, end) if position not in duplicates]
+
+
+def apply_bad_row_policy(processed, raw_slice, config: JobConfig, report: SkipReport) -> None:
     """``error``: raise for the first bad row (nothing has been written yet); ``skip``: count them."""
-    report = SkipReport()
     for index, reason in enumerate(processed["bad"]):
         if not reason:
             continue
@@ -75,7 +114,6 @@ def apply_bad_row_policy(processed, raw_slice, config: JobConfig) -> SkipReport:
         if config.data.on_bad_row == "error":
             raise error
         report.add(error)
-    return report
 
 
 def write_heldout(raw_slice, processed, path: Path) -> int:
@@ -87,12 +125,23 @@ def write_heldout(raw_slice, processed, path: Path) -> int:
     return len(indices)
 
 
+def refuse_if_nothing_fits(stats: PackStats, config: JobConfig, name: str) -> None:
+    """A max_length below every prompt would pack nothing to learn from (and train at loss 0.0): stop here."""
+    if stats.documents and not stats.kept:
+        raise ValueError(f"{config.data.source}: data.max_length={config.data.max_length} leaves none of the "
+                         f"{stats.documents} documents of {name} with a token to train on (overlong: {config.data.overlong}); "
+                         "raise data.max_length")
+
+
 def build_shard(config: JobConfig, tokenizer, index: int, num_shards: int, components: dict, tmp_dir: Path) -> dict:
     """Do the work of one shard into ``tmp_dir``; returns the completion marker's contents."""
     import datasets
 
+    name = shard_name(index, num_shards)
     raw = load_raw(config.data.source, config.data.revision, config.data.split)
-    raw_slice = raw.shard(num_shards=num_shards, index=index, contiguous=True)
+    start, end = shard_bounds(len(raw), index, num_shards)
+    skips = SkipReport()
+    raw_slice = raw.select(apply_duplicate_policy(raw, start, end, config, skips))
     num_proc = config.data.num_proc or available_cores()
     processed = raw_slice.map(
         _process_batch,
@@ -101,31 +150,30 @@ def build_shard(config: JobConfig, tokenizer, index: int, num_shards: int, compo
         num_proc=num_proc if len(raw_slice) >= 1024 and num_proc > 1 else None,
         remove_columns=raw_slice.column_names,
         fn_kwargs={"source": config.data.source, "tokenizer": tokenizer, "config": config},
-        desc=f"tokenize {shard_name(index, num_shards)}",
+        desc=f"tokenize {name}",
     )
-    skips = apply_bad_row_policy(processed, raw_slice, config)
+    apply_bad_row_policy(processed, raw_slice, config, skips)
     if skips.skipped:
-        print(f"{shard_name(index, num_shards)}: {skips.summary()}", file=sys.stderr)
+        print(f"{name}: {skips.summary()}", file=sys.stderr)
 
     heldout_count = write_heldout(raw_slice, processed, tmp_dir / HELDOUT)
     train = processed.filter(lambda bad, held: not bad and not held, input_columns=["bad", "heldout"])
     docs = list(zip(train["input_ids"], train["labels"]))
     rows, stats = pack_documents(docs, config.data.max_length, config.data.overlong, config.data.packing)
+    refuse_if_nothing_fits(stats, config, name)
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_dir / "data"))
     return {
-        "shard": shard_name(index, num_shards),
+        "shard": name,
         "fingerprint": fingerprint_hash(components),
-        "rows_in": len(raw_slice),
-        "rows_kept": stats.documents - stats.dropped,
+        "rows_in": end - start,
+        "rows_kept": stats.kept,
         "skipped": skips.skipped,
         "skip_reasons": dict(skips.reasons),
         "heldout": heldout_count,
-        "truncated": stats.truncated,
-        "dropped": stats.dropped,
-        "tokens": stats.tokens,
-        "loss_tokens": sum(sum(label != -100 for label in labels) for _, labels in docs),
+        **{key: getattr(stats, key) for key in COUNTED_STATS},
         "packed_rows": stats.rows,
         "packing_efficiency": round(stats.efficiency, 6),
+        "doc_length_counts": dict(sorted(Counter(len(ids) for ids, _ in docs).items())),
         "checksum": data_checksum(tmp_dir / "data"),
     }
 
@@ -170,7 +218,27 @@ def preprocess_shard(config: JobConfig, index: int, num_shards: int, tokenizer=N
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{final}: {marker['rows_in']} rows in, {marker['rows_kept']} kept, {marker['heldout']} held out, "
           f"{marker['skipped']} skipped, {marker['packed_rows']} packed rows, efficiency {marker['packing_efficiency']:.3f}")
+    report_lengths(marker, length_summary(counts_of(marker), config.data.max_length), config)
     return final
+
+
+def counts_of(marker: dict) -> Counter:
+    """A marker's document-length histogram (JSON keys are strings)."""
+    return Counter({int(length): count for length, count in marker["doc_length_counts"].items()})
+
+
+def report_lengths(counts: dict, lengths: dict, config: JobConfig) -> None:
+    """Print the length distribution against max_length and what it cost; warn when it costs too much."""
+    m = config.data.max_length
+    print(f"  {lengths['documents']} documents to train on: {lengths['share_over']:.1%} over data.max_length={m} "
+          f"(p50 {lengths['p50']}, p90 {lengths['p90']}, max {lengths['max']} tokens); {counts['truncated']} truncated, "
+          f"{counts['dropped_no_loss']} dropped with no loss token left, {counts['dropped']} dropped as overlong; "
+          f"{counts['loss_tokens']} loss tokens in the shards, {counts['loss_tokens_lost']} lost to max_length")
+    losing = counts["partial_loss"] + counts["dropped"] + counts["dropped_no_loss"]
+    if lengths["documents"] and losing / lengths["documents"] > LOSS_WARNING_SHARE:
+        print(f"warning: {losing} of {lengths['documents']} documents ({losing / lengths['documents']:.1%}) lose loss "
+              f"tokens to data.max_length={m}; raise data.max_length (to at least {lengths['max']} to keep every one; "
+              "with packing a longer row costs little padding)", file=sys.stderr)
 
 
 def write_manifest(config: JobConfig, num_shards: int, tokenizer=None) -> Path:
@@ -196,7 +264,8 @@ def write_manifest(config: JobConfig, num_shards: int, tokenizer=None) -> Path:
     write_text_atomic(out / HELDOUT, "".join((out / shard_name(i, num_shards) / HELDOUT).read_text() for i in range(num_shards)))
 
     totals = {key: sum(m[key] for m in markers) for key in
-              ("rows_in", "rows_kept", "skipped", "heldout", "truncated", "dropped", "tokens", "loss_tokens", "packed_rows")}
+              ("rows_in", "rows_kept", "skipped", "heldout", *COUNTED_STATS, "packed_rows")}
+    lengths = length_summary(sum((counts_of(m) for m in markers), Counter()), config.data.max_length)
     manifest = {
         "fingerprint": fingerprint_hash(components),
         "fingerprint_components": components,
@@ -205,11 +274,15 @@ def write_manifest(config: JobConfig, num_shards: int, tokenizer=None) -> Path:
         "packing": config.data.packing,
         "shards": markers,
         "totals": totals,
+        "lengths": lengths,
         "packing_efficiency": round(totals["tokens"] / (totals["packed_rows"] * config.data.max_length or 1), 6),
         "heldout_file": HELDOUT,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2))
+    print(f"{out / MANIFEST}: {num_shards} shard(s), {totals['packed_rows']} packed rows, "
+          f"efficiency {manifest['packing_efficiency']:.3f}")
+    report_lengths(totals, lengths, config)
     return out / MANIFEST
 
 
@@ -265,5 +338,5 @@ def main(argv: list[str] | None = None) -> int:
         for index in [shard] if shard is not None else range(num_shards):
             preprocess_shard(config, index, num_shards, tokenizer)
     if args.finalize or all_shards_complete(config, num_shards, tokenizer):
-        print(f"manifest: {write_manifest(config, num_shards, tokenizer)}")
+        write_manifest(config, num_shards, tokenizer)
     return 0

@@ -65,6 +65,8 @@ def tokenize_rendered(rendered: list[Rendered], tokenizer, train_on: str, end_id
 
 
 def tokenize_rows(rows: list[XlamRow], tokenizer, template: str, train_on: str) -> list[TokenizedDoc]:
+    if not rows:  # a batch with nothing to train on (all held out or bad); the tokenizer fails on an empty list
+        return []
     rendered = [render_row(row, template, tokenizer) for row in rows]
     return tokenize_rendered(rendered, tokenizer, train_on, end_token_id(tokenizer, template), template == "seed")
 

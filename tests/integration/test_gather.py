@@ -130,3 +130,15 @@ def test_missing_checkpoint_is_named(tmp_path):
         gather.resolve_checkpoint(tmp_path, "latest")
     with pytest.raises(FileNotFoundError, match="step-7: no such checkpoint"):
         gather.resolve_checkpoint(tmp_path, "step-7")
+
+
+def test_gather_takes_overrides_of_the_run_config(tiny_config_factory, tiny_model_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    config = one_process_run(tiny_config_factory)
+    moved_base = shutil.copytree(tiny_model_dir, tmp_path / "base-moved-here")
+    assert gather.main(["--run", str(config.run_dir), f"model.name_or_path={moved_base}"]) == 0
+    assert json.loads((config.run_dir / "gathered" / "manifest.json").read_text())["base_model"] == str(moved_base)
+    assert gather.main(["--run", str(config.run_dir), "model.trust_remote_code=true"]) == 1
+    assert "'model.trust_remote_code' cannot be turned on for a run folder" in capsys.readouterr().err

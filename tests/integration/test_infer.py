@@ -163,3 +163,18 @@ def test_vllm_backend_without_vllm_fails_before_writing(tiny_model_dir, rows_fil
     with pytest.raises(RuntimeError, match="vllm is not installed"):
         infer(tiny_model_dir, rows_file, out, vllm_config, progress=False)
     assert not out.exists()
+
+
+def test_run_folder_takes_overrides_but_not_remote_code(adapter, rows_file, config, tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "tiny"
+    (run_dir / "gathered").mkdir(parents=True)
+    (run_dir / "gathered" / "adapter").symlink_to(adapter[0])
+    save_resolved(config, run_dir / "config.yaml")
+    out = tmp_path / "pred.jsonl"
+    common = ["--run", str(run_dir), "--data", str(rows_file), "--out", str(out), "--no-progress"]
+    assert main([*common, "infer.max_new_tokens=3", "infer.batch_size=5"]) == 0
+    assert max(r["new_tokens"] for r in read_records(out)) == 3 < MAX_NEW_TOKENS
+    out.unlink()
+    assert main([*common, "model.trust_remote_code=true"]) == 1
+    assert "'model.trust_remote_code' cannot be turned on for a run folder" in capsys.readouterr().err
+    assert not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import datasets
 import pytest
@@ -11,6 +12,8 @@ from fcdist.data.xlam import BadRowError, is_heldout, parse_row
 from fcdist.preprocess import shards
 from fcdist.preprocess.fingerprint import fingerprint_components
 from fcdist.preprocess.tokenize import IGNORE_INDEX, tokenize_row
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(config, num_shards):
@@ -53,14 +56,14 @@ def test_masking_marks_exactly_the_completion_and_eos(tiny_config_factory, synth
 
 
 def test_shards_and_manifest(tiny_config_factory, synth_data_file):
-    config = tiny_config_factory()
+    config = tiny_config_factory("data.max_length=1536")  # over the longest row: every document is packed whole
     manifest = run(config, 3)
     totals = manifest["totals"]
     rows = raw_rows(synth_data_file)
     heldout_ids = [r["id"] for r in rows if is_heldout(r["id"], config.data.heldout_fraction)]
     assert totals["rows_in"] == len(rows) and totals["skipped"] == 0
     assert totals["heldout"] == len(heldout_ids) > 0
-    assert totals["rows_kept"] == len(rows) - len(heldout_ids)
+    assert totals["rows_kept"] == len(rows) - len(heldout_ids) and totals["truncated"] == totals["dropped_no_loss"] == 0
     assert manifest["packing_efficiency"] >= 0.95
     docs = packed_documents(config, manifest)
     assert len(docs) == totals["rows_kept"]
@@ -68,7 +71,7 @@ def test_shards_and_manifest(tiny_config_factory, synth_data_file):
     assert all(len(d) <= config.data.max_length for d in docs)
 
     tokenizer = shards.load_tokenizer(config)
-    heldout_docs = {tuple(tokenize_row(parse_row(r, "s"), tokenizer, "seed", "completion").input_ids[:512])
+    heldout_docs = {tuple(tokenize_row(parse_row(r, "s"), tokenizer, "seed", "completion").input_ids)
                     for r in rows if r["id"] in set(heldout_ids)}
     assert not heldout_docs & set(docs), "held-out rows never reach training"
     gold = raw_rows(config.packed_dir / "heldout.jsonl")
@@ -143,6 +146,17 @@ def test_fingerprint_names_the_changed_setting(tiny_config_factory, override, ke
     assert shards.check_manifest(config, shards.load_tokenizer(config))["num_shards"] == 1
 
 
+def test_shards_of_an_older_preprocessing_format_are_not_trained_on(tiny_config_factory):
+    config = tiny_config_factory()
+    run(config, 1)
+    path = config.packed_dir / shards.MANIFEST
+    manifest = json.loads(path.read_text())
+    del manifest["fingerprint_components"]["preprocess.format"]  # what a manifest from before the format looks like
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="other settings: preprocess.format "):
+        shards.check_manifest(config, shards.load_tokenizer(config))
+
+
 def test_fingerprint_follows_data_content_and_tokenizer(tiny_config_factory, synth_data_file, tmp_path):
     config = tiny_config_factory()
     tokenizer = shards.load_tokenizer(config)
@@ -209,3 +223,116 @@ def test_chat_template_mode_renders_with_the_tokenizer_template(tiny_config_fact
     tokenizer.chat_template = None
     with pytest.raises(ValueError, match="data.template=chat needs a tokenizer with a chat template"):
         tokenize_row(row, tokenizer, "chat", "completion")
+
+
+# ---------------------------------------------------------------- truncation, empty batches, duplicate ids
+
+
+def loss_tokens_in_shards(config, manifest):
+    """Loss-carrying labels and packed rows without any, read back from the Arrow shards."""
+    labels = [row for shard in manifest["shards"]
+              for row in datasets.load_from_disk(str(config.packed_dir / shard["shard"] / "data"))["labels"]]
+    return sum(label != IGNORE_INDEX for row in labels for label in row), sum(all(label == IGNORE_INDEX for label in row) for row in labels)
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_truncation_accounting_matches_the_shards(tiny_config_factory, synth_data_file, tmp_path, capsys):
+    rows = raw_rows(synth_data_file)[:40]
+    long_query = rows[0] | {"id": "long-prompt", "query": "please " * 400}  # its prompt alone is over max_length
+    config = tiny_config_factory("data.max_length=256", "data.heldout_fraction=0",
+                                 data=write_jsonl(tmp_path / "rows.jsonl", [long_query, *rows]))
+    tokenizer = shards.load_tokenizer(config)
+    docs = [tokenize_row(parse_row(r, "s"), tokenizer, "seed", "completion") for r in [long_query, *rows]]
+    prompt_lengths = [doc.labels.index(next(label for label in doc.labels if label != IGNORE_INDEX)) for doc in docs]
+    over = [(len(doc.input_ids), prompt) for doc, prompt in zip(docs, prompt_lengths) if len(doc.input_ids) > 256]
+    assert prompt_lengths[0] > 256 and any(prompt < 256 for _, prompt in over), "the rows cover both kinds"
+
+    manifest = run(config, 2)
+    totals = manifest["totals"]
+    assert totals["dropped_no_loss"] == sum(prompt >= 256 for _, prompt in over)
+    assert totals["truncated"] == totals["partial_loss"] == sum(prompt < 256 for _, prompt in over)
+    assert totals["rows_kept"] == len(docs) - totals["dropped_no_loss"]
+    in_shards, rows_without_loss = loss_tokens_in_shards(config, manifest)
+    assert totals["loss_tokens"] == in_shards and rows_without_loss == 0
+    assert totals["loss_tokens"] + totals["loss_tokens_lost"] == sum(doc.num_loss_tokens for doc in docs)
+    assert manifest["lengths"]["over_max_length"] == len(over) and manifest["lengths"]["max"] == max(n for n, _ in over)
+    assert tuple(docs[0].input_ids[:256]) not in set(packed_documents(config, manifest)), "the row left without loss is not packed"
+    out, err = capsys.readouterr()
+    assert f"{len(over) / len(docs):.1%} over data.max_length=256" in out
+    assert "lose loss tokens to data.max_length=256; raise data.max_length" in err
+
+
+def test_max_length_shorter_than_every_prompt_is_refused(tiny_config_factory):
+    config = tiny_config_factory("data.max_length=16")
+    with pytest.raises(ValueError, match=r"data.max_length=16 leaves none of the \d+ documents of shard-0-of-1 with a token to train on"):
+        shards.preprocess_shard(config, 0, 1)
+    assert not config.packed_dir.exists() or not any(config.packed_dir.iterdir()), "nothing is written"
+
+
+def heldout_ids_of(rows, fraction):
+    return [r for r in rows if is_heldout(r["id"], fraction)]
+
+
+def test_a_tokenizer_batch_with_nothing_to_train_on(tiny_config_factory, synth_data_file, tmp_path):
+    """257 rows: the second tokenizer batch of 256 holds one row, and it is held out."""
+    rows = raw_rows(synth_data_file)
+    fraction = 0.05
+    last = heldout_ids_of(rows, fraction)[0]
+    kept = [r for r in rows if not is_heldout(r["id"], fraction)][:256]
+    config = tiny_config_factory(f"data.heldout_fraction={fraction}", "data.num_proc=1", "data.max_length=1536",
+                                 data=write_jsonl(tmp_path / "rows.jsonl", [*kept, last]))
+    manifest = run(config, 1)
+    assert (manifest["totals"]["rows_kept"], manifest["totals"]["heldout"]) == (256, 1)
+
+
+def test_bad_row_in_a_batch_of_its_own_is_reported(tiny_config_factory, synth_data_file, tmp_path):
+    rows = [dict(r) for r in raw_rows(synth_data_file)[:257]]
+    bad_id = write_rows_with_one_bad(tmp_path / "bad.jsonl", rows, 256)
+    config = tiny_config_factory("data.num_proc=1", data=tmp_path / "bad.jsonl")
+    with pytest.raises(BadRowError, match=rf"row id={bad_id}: 'answers'\[0\] calls 'no_such_function'"):
+        shards.preprocess_shard(config, 0, 1)
+
+
+def rows_with_a_duplicate(synth_data_file, tmp_path):
+    """100 rows where row 80 repeats row 10's id: with two shards, the repeat sits in the other shard."""
+    rows = [dict(r) for r in raw_rows(synth_data_file)[:100]]
+    rows[80]["id"] = rows[10]["id"]
+    return write_jsonl(tmp_path / "dup.jsonl", rows), rows[10]["id"]
+
+
+def test_duplicate_ids_across_shards_are_refused(tiny_config_factory, synth_data_file, tmp_path):
+    path, dup = rows_with_a_duplicate(synth_data_file, tmp_path)
+    config = tiny_config_factory(data=path)
+    shards.preprocess_shard(config, 0, 2)  # the first occurrence is no duplicate
+    with pytest.raises(BadRowError, match=rf"dup.jsonl: row id={dup}: duplicate id: rows 10 and 80 \(counting from 0\)"):
+        shards.preprocess_shard(config, 1, 2)
+    assert not (config.packed_dir / "shard-1-of-2").exists()
+
+
+def test_duplicate_ids_are_skipped_and_counted(tiny_config_factory, synth_data_file, tmp_path):
+    path, dup = rows_with_a_duplicate(synth_data_file, tmp_path)
+    config = tiny_config_factory("data.on_bad_row=skip", "data.heldout_fraction=0", "data.max_length=1536", data=path)
+    manifest = run(config, 2)
+    assert [s["skip_reasons"] for s in manifest["shards"]] == [{}, {shards.DUPLICATE_ID: 1}]
+    assert (manifest["totals"]["skipped"], manifest["totals"]["rows_kept"]) == (1, 99)
+
+
+@pytest.mark.parametrize("max_length, truncated, dropped_no_loss", [(512, 7, 12), (1280, 0, 0)])
+def test_real_rows_with_the_real_phi3_tokenizer(real_rows_file, phi3_tokenizer_dir, tmp_path, max_length, truncated, dropped_no_loss):
+    from fcdist.config import load_config
+
+    config = load_config(ROOT / "configs/jobs/phi3-xlam-qlora.yaml", [
+        f"model.name_or_path={phi3_tokenizer_dir}", f"data.source={real_rows_file}", f"output.root={tmp_path}",
+        "data.num_shards=1", "data.num_proc=1", f"data.max_length={max_length}", "data.on_bad_row=skip"])
+    assert not (phi3_tokenizer_dir / "config.json").exists(), "a tokenizer folder without a model config loads"
+    manifest = run(config, 1)
+    totals = manifest["totals"]
+    assert (totals["rows_in"], totals["skipped"], totals["heldout"]) == (67, 2, 2)  # 2 rows repeat a tool name
+    assert (totals["truncated"], totals["partial_loss"], totals["dropped_no_loss"]) == (truncated, truncated, dropped_no_loss)
+    in_shards, rows_without_loss = loss_tokens_in_shards(config, manifest)
+    assert totals["loss_tokens"] == in_shards and rows_without_loss == 0
+    assert manifest["packing_efficiency"] >= 0.85

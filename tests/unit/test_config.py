@@ -21,13 +21,25 @@ def test_every_shipped_job_config_loads(path):
 
 
 def test_seed_recipe_values():
-    c = cfg.load_config(ROOT / "configs/jobs/phi3-xlam-qlora.yaml")
+    c = cfg.load_config(ROOT / "configs/jobs/phi3-xlam-seed-exact.yaml")
     assert c.model.name_or_path == "microsoft/Phi-3-mini-128k-instruct"
     assert c.data.source == "Salesforce/xlam-function-calling-60k"
     assert (c.quant.load_in_4bit, c.quant.quant_type, c.quant.double_quant) == (True, "nf4", True)
     assert (c.lora.r, c.lora.alpha, c.lora.dropout, c.lora.target_modules) == (16, 16, 0.05, "all-linear")
     assert (c.train.optimizer, c.train.learning_rate, c.train.lr_scheduler, c.train.warmup_ratio) == ("adamw_8bit", 1e-4, "linear", 0.1)
     assert (c.train.global_batch_size, c.data.max_length, c.train.max_steps, c.train.save_steps) == (60, 512, 1000, 250)
+    assert (c.data.template, c.data.train_on, c.data.packing, c.data.overlong) == ("seed", "all", False, "truncate")
+
+
+def test_shipped_phi3_config_differs_from_the_seed_in_data_only():
+    def flat(path):
+        return {f"{section}.{key}": value for section, fields in cfg.to_dict(cfg.load_config(path)).items()
+                for key, value in fields.items()}
+
+    shipped, seed = flat(ROOT / "configs/jobs/phi3-xlam-qlora.yaml"), flat(ROOT / "configs/jobs/phi3-xlam-seed-exact.yaml")
+    differing = {key: (shipped[key], seed[key]) for key in shipped if shipped[key] != seed[key]}
+    assert differing == {"data.train_on": ("completion", "all"), "data.max_length": (1280, 512),
+                         "data.packing": (True, False), "output.name": ("phi3-xlam-qlora", "phi3-xlam-seed-exact")}
 
 
 def test_every_field_has_a_one_line_doc():

@@ -2,7 +2,7 @@
 
 import random
 
-from fcdist.preprocess.packing import best_fit_decreasing, pack_documents
+from fcdist.preprocess.packing import best_fit_decreasing, length_summary, pack_documents
 
 
 def make_docs(n, seed=0, mean=5.6, sigma=0.5):
@@ -26,7 +26,9 @@ def split_row(row):
 def test_packed_rows_keep_documents_intact_and_conserve_tokens():
     docs = make_docs(3000)
     rows, stats = pack_documents(docs, 512, "truncate", packing=True)
-    by_first_id = {ids[0]: (ids[:512], labels[:512]) for ids, labels in docs}
+    # a document whose loss starts past 512 (labels -100 on its first half) is dropped, not packed
+    by_first_id = {ids[0]: (ids[:512], labels[:512]) for ids, labels in docs if len(ids) // 2 < 512}
+    assert stats.dropped_no_loss == len(docs) - len(by_first_id) > 0
     seen = []
     for row in rows:
         assert len(row["input_ids"]) <= 512
@@ -37,8 +39,10 @@ def test_packed_rows_keep_documents_intact_and_conserve_tokens():
             assert piece["position_ids"] == list(range(len(ids))), "positions restart at every document"
             seen.append(piece["input_ids"][0])
     assert sorted(seen) == sorted(by_first_id), "every document exactly once"
-    assert stats.tokens == sum(min(len(ids), 512) for ids, _ in docs) == sum(len(r["input_ids"]) for r in rows)
-    assert stats.truncated == sum(len(ids) > 512 for ids, _ in docs)
+    assert stats.tokens == sum(len(ids) for ids, _ in by_first_id.values()) == sum(len(r["input_ids"]) for r in rows)
+    assert stats.truncated == stats.partial_loss == sum(512 < len(ids) and len(ids) // 2 < 512 for ids, _ in docs) > 0
+    assert stats.loss_tokens == sum(label != -100 for row in rows for label in row["labels"])
+    assert stats.loss_tokens + stats.loss_tokens_lost == sum(label != -100 for _, labels in docs for label in labels)
 
 
 def test_efficiency_on_realistic_lengths_is_at_least_95_percent():
@@ -58,6 +62,22 @@ def test_unpacked_mode_is_one_document_per_row():
     rows, stats = pack_documents(docs, 512, "truncate", packing=False)
     assert len(rows) == 100 and all(len(r["doc_lengths"]) == 1 for r in rows)
     assert stats.efficiency < 0.8
+
+
+def test_truncation_that_cuts_every_loss_token_drops_the_document():
+    prompt_only = ([1] * 600, [-100] * 590 + [1] * 10)  # loss starts at token 590: nothing survives 512
+    cut = (list(range(700)), [-100] * 500 + list(range(500, 700)))  # 12 of its 200 loss tokens survive
+    whole = ([7] * 100, [-100] * 90 + [7] * 10)
+    rows, stats = pack_documents([prompt_only, cut, whole], 512, "truncate", packing=True)
+    assert (stats.dropped_no_loss, stats.truncated, stats.partial_loss, stats.kept) == (1, 1, 1, 2)
+    assert (stats.loss_tokens, stats.loss_tokens_lost) == (12 + 10, 10 + 188)
+    assert all(any(label != -100 for label in row["labels"]) for row in rows), "no packed row without a loss token"
+    assert stats.tokens == 512 + 100 == sum(len(row["input_ids"]) for row in rows)
+
+
+def test_length_summary_against_max_length():
+    summary = length_summary({100: 5, 300: 3, 600: 2}, 512)
+    assert summary == {"documents": 10, "over_max_length": 2, "share_over": 0.2, "p50": 100, "p90": 600, "max": 600}
 
 
 def test_best_fit_decreasing_on_a_known_case():
