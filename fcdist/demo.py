@@ -23,7 +23,7 @@ from fcdist.cli import main as fcdist
 from fcdist.config import JobConfig, add_config_arguments, load_config
 from fcdist.data.xlam import heldout_score
 
-DEFAULT_CONFIG = "configs/jobs/tiny-cpu.yaml"
+DEFAULT_CONFIG = "configs/jobs/demo-cpu.yaml"
 CATEGORIES = ("all", "simple", "multiple", "parallel", "parallel-multiple")
 
 
@@ -129,25 +129,16 @@ def rates(report: dict, category: str) -> dict | None:
 
 
 def learning_table(reports: dict[str, dict[str, dict]]) -> str:
-    """One markdown table: per evaluation set and call shape, untrained -> trained."""
-    lines = ["| held-out rows | shape | n | name accuracy untrained | name accuracy trained "
-             "| exact match untrained | exact match trained |", "|---|---|--:|--:|--:|--:|--:|"]
+    """One markdown table: per evaluation set and call shape, each rate as untrained -> trained."""
+    lines = ["| held-out rows | shape | n | parse rate | name accuracy | exact match |", "|---|---|--:|--:|--:|--:|"]
     for name, by_model in reports.items():
         for category in CATEGORIES:
             before, after = rates(by_model["untrained"], category), rates(by_model["trained"], category)
             if after is None:
                 continue
-            lines.append(f"| {name} | {category} | {after['n']} | {before['name_accuracy']:.1%} | "
-                         f"{after['name_accuracy']:.1%} | {before['exact_match']:.1%} | {after['exact_match']:.1%} |")
+            cells = [f"{before[key]:.1%} -> {after[key]:.1%}" for key in ("parse_rate", "name_accuracy", "exact_match")]
+            lines.append(f"| {name} | {category} | {after['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def training_summary(metrics: Path, window: int = 3) -> dict:
-    """Mean training loss of the first and last few logged steps, steps and training wall time."""
-    lines = [line for line in map(json.loads, metrics.read_text().splitlines()) if line.get("loss") is not None]
-    losses = [line["loss"] for line in lines]
-    return {"loss_start": sum(losses[:window]) / len(losses[:window]), "loss_end": sum(losses[-window:]) / len(losses[-window:]),
-            "steps": lines[-1]["step"], "seconds": lines[-1]["time"] - lines[0]["time"] + lines[0]["window_s"]}
 
 
 def example_misses(reports: dict[str, dict[str, dict]], per_set: int = 5) -> str:
@@ -163,7 +154,7 @@ def write_learning_report(config: JobConfig, reports: dict[str, dict[str, dict]]
     run = config.run_dir
     training = training_summary(run / "metrics.jsonl")
     manifest = json.loads((run / "manifest.json").read_text())
-    markdown = (f"# Learning report: {config.output.name}\n\n{learning_table(reports)}\n"
+    markdown = (f"# Learning report: {config.output.name} (untrained -> trained)\n\n{learning_table(reports)}\n"
                 f"Training: {training['steps']} steps in {training['seconds'] / 60:.1f} min; loss {training['loss_start']:.3f} -> "
                 f"{training['loss_end']:.3f} (mean of the first and last logged steps); curve in loss.png.\n\nSome misses of the trained model (per-row reasons in score/*.json):\n\n"
                 f"{example_misses(reports)}")

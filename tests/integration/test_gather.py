@@ -142,3 +142,21 @@ def test_gather_takes_overrides_of_the_run_config(tiny_config_factory, tiny_mode
     assert json.loads((config.run_dir / "gathered" / "manifest.json").read_text())["base_model"] == str(moved_base)
     assert gather.main(["--run", str(config.run_dir), "model.trust_remote_code=true"]) == 1
     assert "'model.trust_remote_code' cannot be turned on for a run folder" in capsys.readouterr().err
+
+
+def test_full_finetuning_run_gathers_the_whole_model_as_safetensors(tiny_config_factory):
+    from safetensors.torch import load_file as read_weights
+
+    from fcdist.infer import resolve_run
+
+    config = preprocessed(tiny_config_factory(*SMALL, "train.max_steps=3", "lora.enabled=false"))
+    train(config)
+    out = gather.gather(config.run_dir)
+    merged = out / "merged"
+    assert resolve_run(config.run_dir) == merged, "infer --run takes the full model"
+    assert sorted(p.suffix for p in merged.iterdir() if p.suffix in (".safetensors", ".pt", ".bin", ".pth")) == [".safetensors"]
+    assert (merged / "tokenizer.json").is_file() and not (out / "adapter").exists()
+    saved = read_weights(str(config.run_dir / "checkpoints" / "step-3" / "model.safetensors"))
+    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
+    assert all(torch.equal(model.state_dict()[name], tensor) for name, tensor in saved.items()), "the trained weights"
+    assert '"merged": true' in (out / "manifest.json").read_text()

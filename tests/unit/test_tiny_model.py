@@ -92,3 +92,27 @@ def test_help_has_a_usage_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0 and "usage: fcdist tiny-model" in capsys.readouterr().out
+
+
+def test_numbers_are_single_digits_so_an_id_is_spelled_alike_in_query_and_call(tokenizer):
+    # Llama's and Phi-3's tokenizers do the same: a zip code copied into a call is the same five tokens
+    for text in ("zip 90210", "{'zip': '90210'}", "'90210'"):
+        pieces = [tokenizer.decode([i]) for i in tokenizer(text)["input_ids"]]
+        assert any(pieces[i:i + 5] == list("90210") for i in range(len(pieces))), pieces
+
+
+@pytest.mark.parametrize("size, low, high", [("tiny", 0.8e6, 2e6), ("small", 3e6, 6e6), ("100m", 90e6, 110e6)])
+def test_model_sizes(tokenizer, size, low, high):
+    from fcdist.model.tiny import build_model
+
+    with torch.device("meta"):  # counts parameters without allocating 400 MB for the largest
+        model = build_model(tokenizer, seed=0, size=size)
+    assert low <= sum(p.numel() for p in model.parameters()) <= high
+    assert model.config.hidden_size // model.config.num_attention_heads in (32, 64)
+
+
+def test_size_is_recorded_and_an_unknown_size_is_refused(tiny_model_dir: Path, tmp_path: Path):
+    assert json.loads((tiny_model_dir / INFO_FILE).read_text())["size"] == "tiny"
+    with pytest.raises(ValueError, match="model size 'huge' is unknown"):
+        build_tiny_model(tmp_path / "m", size="huge")
+    assert not (tmp_path / "m").exists()
