@@ -141,6 +141,14 @@ def learning_table(reports: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def training_summary(metrics: Path, window: int = 3) -> dict:
+    """Mean training loss of the first and last few logged steps, steps and training wall time."""
+    lines = [line for line in map(json.loads, metrics.read_text().splitlines()) if line.get("loss") is not None]
+    losses = [line["loss"] for line in lines]
+    return {"loss_start": sum(losses[:window]) / len(losses[:window]), "loss_end": sum(losses[-window:]) / len(losses[-window:]),
+            "steps": lines[-1]["step"], "seconds": lines[-1]["time"] - lines[0]["time"] + lines[0]["window_s"]}
+
+
 def example_misses(reports: dict[str, dict[str, dict]], per_set: int = 5) -> str:
     """The first few rows the trained model got wrong in each set, with the rule each broke: where to look next."""
     lines = []
