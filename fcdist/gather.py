@@ -113,21 +113,25 @@ def write_adapter(checkpoint: Path, config: JobConfig, out_dir: Path) -> None:
 def write_merged(adapter_dir: Path, config: JobConfig, out_dir: Path) -> None:
     """PEFT's merge into the 16-bit base (fp32 on CPU), saved with safetensors and the tokenizer."""
     from peft import PeftModel
-    from transformers import AutoTokenizer
 
     from fcdist.infer import pick_device, pick_dtype
 
     dtype = pick_dtype("auto", pick_device())  # the seed's rule: bf16 where supported, else fp16; fp32 on CPU
     merged = PeftModel.from_pretrained(load_base(config, dtype), str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(out_dir))
+    save_base_tokenizer(config, out_dir)
+
+
+def save_base_tokenizer(config: JobConfig, out_dir: Path) -> None:
+    """The base model's tokenizer beside gathered weights, so the folder loads on its own."""
+    from transformers import AutoTokenizer
+
     AutoTokenizer.from_pretrained(config.model.name_or_path, revision=config.model.revision).save_pretrained(str(out_dir))
 
 
 def write_full_model(checkpoint: Path, config: JobConfig, out_dir: Path) -> int:
     """Copy a full fine-tuning checkpoint's weights (safetensors) and config, plus the base's tokenizer;
     returns the number of weight files."""
-    from transformers import AutoTokenizer
-
     files = sorted({path for pattern in FULL_MODEL_PATTERNS for path in checkpoint.glob(pattern)})
     weights = [path for path in files if path.suffix == ".safetensors"]
     if not weights or not (checkpoint / "config.json").is_file():
@@ -135,7 +139,7 @@ def write_full_model(checkpoint: Path, config: JobConfig, out_dir: Path) -> int:
     out_dir.mkdir(parents=True)
     for path in files:
         shutil.copy2(path, out_dir / path.name)
-    AutoTokenizer.from_pretrained(config.model.name_or_path, revision=config.model.revision).save_pretrained(str(out_dir))
+    save_base_tokenizer(config, out_dir)
     return len(weights)
 
 
