@@ -143,7 +143,9 @@ def learning_table(reports: dict[str, dict[str, dict]]) -> str:
 
 def training_summary(metrics: Path, window: int = 3) -> dict:
     """Mean training loss of the first and last few logged steps, steps and training wall time."""
-    lines = [line for line in map(json.loads, metrics.read_text().splitlines()) if line.get("loss") is not None]
+    from fcdist.train.metrics import read_metrics
+
+    lines = [line for line in read_metrics(metrics) if line.get("loss") is not None]
     losses = [line["loss"] for line in lines]
     return {"loss_start": sum(losses[:window]) / len(losses[:window]), "loss_end": sum(losses[-window:]) / len(losses[-window:]),
             "steps": lines[-1]["step"], "seconds": lines[-1]["time"] - lines[0]["time"] + lines[0]["window_s"]}
