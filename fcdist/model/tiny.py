@@ -1,6 +1,6 @@
 """A small random-weight Phi-3 model with a real BPE tokenizer, for tests, the CPU demo and learning checks.
 
-    fcdist tiny-model --out runs/tiny-model --seed 0 --rows 2000 [--size tiny|small|100m]
+    fcdist tiny-model --out runs/tiny-model --seed 0 --rows 2000 [--size tiny|small|100m|phi3-mini]
 
 The folder it writes loads through ``AutoModelForCausalLM.from_pretrained`` and
 ``AutoTokenizer.from_pretrained`` exactly like microsoft/Phi-3-mini, so every stage (LoRA targets, padding,
@@ -10,7 +10,8 @@ tokens as a Llama-style 32k tokenizer does; sequence lengths, packing and trunca
 would on the real model. Like Llama's and Phi-3's tokenizers it splits numbers into single digits, so an id,
 zip code or ISBN is spelled the same way in the query and in the call, whatever surrounds it.
 The sizes: ``tiny`` for tests, ``small`` for the CPU demo (trained from scratch in minutes), ``100m`` for the
-GPU learning check (configs/jobs/learn-synth-gpu.yaml).
+GPU learning check (configs/jobs/learn-synth-gpu.yaml), ``phi3-mini`` (Phi-3-mini's exact shape, random
+bf16 weights) for the GPU speed benchmark.
 """
 
 from __future__ import annotations
@@ -48,7 +49,13 @@ MODEL_SIZES = {
     "small": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4),
     # ~100M parameters (head size 64, like Phi-3's 96 in spirit): the GPU learning check.
     "100m": dict(hidden_size=768, intermediate_size=2560, num_hidden_layers=12, num_attention_heads=12),
+    # Phi-3-mini-128k's exact shape (3.8B parameters, its 32064-row vocabulary), random weights in bf16: speed
+    # benchmarks on a GPU (bench/train_speed.py), where throughput does not depend on the weights' values.
+    "phi3-mini": dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=32, num_attention_heads=32,
+                      vocab_size=32064),
 }
+# Sizes built directly in bf16 (an fp32 copy of 3.8B parameters would need 15 GB first).
+BF16_SIZES = ("phi3-mini",)
 INFO_FILE = "tiny_model_info.json"
 
 
@@ -83,7 +90,8 @@ def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE) -> PreTraine
 
 
 def build_model(tokenizer: PreTrainedTokenizerFast, seed: int, size: str = "tiny") -> Phi3ForCausalLM:
-    padded_vocab = -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+    shape = dict(MODEL_SIZES[size])
+    padded_vocab = shape.pop("vocab_size", -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE)
     config = Phi3Config(
         vocab_size=padded_vocab,
         max_position_embeddings=MAX_POSITIONS,
@@ -92,11 +100,12 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int, size: str = "tiny
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
-        num_key_value_heads=MODEL_SIZES[size]["num_attention_heads"],
-        **MODEL_SIZES[size],
+        num_key_value_heads=shape["num_attention_heads"],
+        **shape,
     )
     torch.manual_seed(seed)
-    return Phi3ForCausalLM(config)
+    dtype = torch.bfloat16 if size in BF16_SIZES else torch.float32
+    return Phi3ForCausalLM._from_config(config, dtype=dtype)
 
 
 def chars_per_token(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> float:
@@ -154,7 +163,7 @@ def describe(tokenizer: PreTrainedTokenizerFast, model: Phi3ForCausalLM, seed: i
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist tiny-model",
-        usage="fcdist tiny-model --out DIR [--size tiny|small|100m] [--seed S] [--rows N] [--force]",
+        usage="fcdist tiny-model --out DIR [--size tiny|small|100m|phi3-mini] [--seed S] [--rows N] [--force]",
         description="Build a small random-weight Phi-3 model and a BPE tokenizer trained on synthetic rows.",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (refused if it exists and is not empty)")

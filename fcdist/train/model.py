@@ -305,8 +305,18 @@ def apply_lora(model: nn.Module, config: JobConfig) -> nn.Module:
     return get_peft_model(model, lora)
 
 
+class DequantizedLinear(nn.Linear):
+    """A frozen linear layer that computes like bitsandbytes' ``Linear4bit``: inputs cast to the weight's
+    dtype, output returned in the input's dtype. After ``prepare_model_for_kbit_training`` the residual stream
+    is fp32, so the output stays fp32 and a small LoRA update added to it is not rounded away in bf16 (with a
+    plain bf16 output, H200 runs lowered the loss by 0.125 in 5 steps where the 4-bit layers lowered it by 0.19)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+
+
 def dequantize_4bit_layers(model: nn.Module, dtype: torch.dtype) -> None:
-    """Replace every bitsandbytes 4-bit linear layer by a plain one holding its dequantized weights.
+    """Replace every bitsandbytes 4-bit linear layer by a ``DequantizedLinear`` holding its dequantized weights.
 
     Written here because transformers' ``model.dequantize()`` gave weights up to 0.15 away from what the
     4-bit layer computes with (weights of magnitude 0.1, tiny Phi-3, double quantization, transformers
@@ -318,7 +328,7 @@ def dequantize_4bit_layers(model: nn.Module, dtype: torch.dtype) -> None:
     quantized = [(name, module) for name, module in model.named_modules() if isinstance(module, bnb.nn.Linear4bit)]
     for name, module in quantized:
         weight = dequantize_4bit(module.weight.data, module.weight.quant_state).to(dtype)
-        plain = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None, device="meta")
+        plain = DequantizedLinear(module.in_features, module.out_features, bias=module.bias is not None, device="meta")
         plain.weight = nn.Parameter(weight, requires_grad=False)
         if module.bias is not None:
             plain.bias = nn.Parameter(module.bias.data.to(dtype), requires_grad=False)

@@ -185,14 +185,14 @@ def test_a_dequantized_copy_trains_the_qlora_curve_on_plain_layers(job):
     """quant.dequantized_copy: same NF4-rounded weights, plain linear layers, the adapter a QLoRA run saves."""
     from safetensors import safe_open
 
-    from fcdist.train.model import detect_runtime, load_model, resolve_choices
+    from fcdist.train.model import DequantizedLinear, detect_runtime, load_model, resolve_choices
 
     require_cpu_4bit()
     qlora = job("qlora-ref", "quant.load_in_4bit=true", "train.max_steps=3")
     copy = job("qlora-copy", "quant.load_in_4bit=true", "quant.dequantized_copy=true", "train.max_steps=3")
     model = load_model(copy, resolve_choices(copy, detect_runtime()), detect_runtime())
     base = model.get_base_model().model.layers[0].self_attn.qkv_proj.base_layer
-    assert type(base) is torch.nn.Linear and not base.weight.requires_grad
+    assert type(base) is DequantizedLinear and not base.weight.requires_grad
     saved = [train(config) / "adapter_model.safetensors" for config in (qlora, copy)]
     # On CPU bitsandbytes' 4-bit matmul rounds differently from a plain one (about 1e-3 on these losses near 7).
     assert losses(copy) == pytest.approx(losses(qlora), abs=2e-2)

@@ -116,3 +116,15 @@ def test_size_is_recorded_and_an_unknown_size_is_refused(tiny_model_dir: Path, t
     with pytest.raises(ValueError, match="model size 'huge' is unknown"):
         build_tiny_model(tmp_path / "m", size="huge")
     assert not (tmp_path / "m").exists()
+
+
+def test_the_phi3_mini_size_has_phi3_minis_shape_in_bf16():
+    """The speed benchmark's stand-in: Phi-3-mini-128k's 3.82B parameters and 32064-row vocabulary."""
+    from fcdist.model.tiny import build_model, train_tokenizer
+
+    tokenizer = train_tokenizer(["a small text to train on"] * 4, vocab_size=300)
+    with torch.device("meta"):  # the shape without 7.6 GB of weights
+        model = build_model(tokenizer, seed=0, size="phi3-mini")
+    assert model.config.vocab_size == 32064 and model.config.num_hidden_layers == 32
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(3.82e9, rel=0.01)
+    assert model.dtype == torch.bfloat16
