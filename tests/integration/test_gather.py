@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from fcdist import gather
+from fcdist.checkpoints import CheckpointError, write_file_manifest
 from fcdist.config import save_resolved
 from fcdist.preprocess import shards
 from fcdist.train.trainer import train
@@ -102,6 +103,7 @@ def test_empty_adapter_is_refused_naming_the_checkpoint(tiny_config_factory):
     checkpoint = config.run_dir / "checkpoints" / "step-3"
     weights = load_file(str(checkpoint / "adapter_model.safetensors"))
     save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in weights.items()}, str(checkpoint / "adapter_model.safetensors"))
+    write_file_manifest(checkpoint)  # as a run whose trainer saved it so: what gather checks is the adapter itself
     with pytest.raises(gather.EmptyAdapterError, match=r"step-3: the adapter is empty or all zeros"):
         gather.gather(config.run_dir)
     assert not (config.run_dir / "gathered").exists()
@@ -128,7 +130,7 @@ def test_missing_checkpoint_is_named(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(FileNotFoundError, match="no complete checkpoint yet"):
         gather.resolve_checkpoint(tmp_path, "latest")
-    with pytest.raises(FileNotFoundError, match="step-7: no such checkpoint"):
+    with pytest.raises(CheckpointError, match="--checkpoint names step-7, which does not exist"):
         gather.resolve_checkpoint(tmp_path, "step-7")
 
 
