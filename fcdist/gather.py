@@ -7,8 +7,9 @@ Every checkpoint holds the PEFT adapter as safetensors (under ZeRO-3 too: the tr
 which gather copies; nothing here unpickles, since a run folder may come from someone else. Only a DeepSpeed
 ZeRO checkpoint without that adapter needs its pickled shards, consolidated with DeepSpeed's own
 ``zero_to_fp32``, and only with ``--trust-pickles``. The step folder must match the file list it was
-published with (fcdist/checkpoints.py), or it is refused naming the file. The result is ``runs/<name>/gathered/{adapter,merged}/`` plus ``manifest.json``, built in
-a temporary folder and renamed when complete: an interrupted gather leaves nothing that looks complete.
+published with (fcdist/checkpoints.py), or it is refused naming the file. The result is
+``runs/<name>/gathered/{adapter,merged}/`` plus ``manifest.json``, built in a temporary folder and renamed
+when complete: an interrupted gather leaves nothing that looks complete.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 from fcdist.atomic import replace_dir
-from fcdist.checkpoints import CheckpointError, read_latest_pointer, step_folder, verify_checkpoint
+from fcdist.checkpoints import CheckpointError, read_latest_pointer, step_folder, step_number, verify_checkpoint
 from fcdist.config import JobConfig, add_config_arguments, load_run_config, to_dict
 from fcdist.preprocess.fingerprint import sha256_file
 
@@ -49,10 +50,6 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
         path = step_folder(checkpoints, checkpoint, "--checkpoint")
     verify_checkpoint(path)
     return path
-
-
-def checkpoint_step(path: Path) -> int:
-    return int(path.name.removeprefix("step-"))
 
 
 def is_deepspeed_checkpoint(path: Path) -> bool:
@@ -176,7 +173,7 @@ def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False, overr
     try:
         contents = gather_into(tmp, source, config, merge, trust_pickles)
         manifest = {
-            "source_checkpoint": str(source), "step": checkpoint_step(source), "base_model": config.model.name_or_path,
+            "source_checkpoint": str(source), "step": step_number(source), "base_model": config.model.name_or_path,
             "base_revision": config.model.revision, **contents,
             "files": file_hashes(tmp), "config": to_dict(config), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

@@ -83,6 +83,25 @@ def test_zero3_checkpoint_gathers_into_the_trained_adapter(zero3_run, tiny_model
 
 
 @pytest.mark.slow
+def test_zero3_shards_are_unpickled_only_when_the_user_trusts_the_run(zero3_run, tiny_model_dir, tmp_path, capsys):
+    """A ZeRO checkpoint without its safetensors adapter (as an older trainer left it): only --trust-pickles
+    consolidates DeepSpeed's shards, and they give the adapter the trainer saved."""
+    import shutil
+
+    run_dir = shutil.copytree(zero3_run.run_dir, tmp_path / "zero3")
+    saved = zero3_run.run_dir / "checkpoints" / "step-6"
+    checkpoint = run_dir / "checkpoints" / "step-6"
+    (checkpoint / "adapter_model.safetensors").unlink()
+    write_file_manifest(checkpoint)
+    assert gather.main(["--run", str(run_dir)]) == 1
+    assert "pass --trust-pickles if this run folder is your own" in capsys.readouterr().err
+    out = gather.gather(run_dir, trust_pickles=True)
+    gathered = logits(PeftModel.from_pretrained(base(tiny_model_dir), str(out / "adapter")))
+    trained = logits(PeftModel.from_pretrained(base(tiny_model_dir), str(saved)))
+    assert (gathered - trained).abs().max() < LOGIT_TOLERANCE
+
+
+@pytest.mark.slow
 def test_merge_gives_the_logits_of_base_plus_adapter(zero3_run, tiny_model_dir):
     out = gather.gather(zero3_run.run_dir, checkpoint="step-3", merge=True)
     merged = AutoModelForCausalLM.from_pretrained(out / "merged", dtype=torch.float32)
