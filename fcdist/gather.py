@@ -63,7 +63,7 @@ def load_base(config: JobConfig, dtype):
 
     return AutoModelForCausalLM.from_pretrained(
         config.model.name_or_path, revision=config.model.revision, dtype=dtype,
-        trust_remote_code=config.model.trust_remote_code,
+        trust_remote_code=config.model.trust_remote_code, use_safetensors=True,  # as infer: never a pickled .bin
     )
 
 
