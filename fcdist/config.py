@@ -120,6 +120,8 @@ class TrainConfig:
     """Write a checkpoint every this many steps (and at the end)."""
     save_total_limit: int = 2
     """Keep this many most recent complete checkpoints."""
+    resume_fallback: bool = False
+    """Resume from the newest complete checkpoint when the latest fails its file check, instead of refusing."""
     logging_steps: int = 10
     """Write a metrics.jsonl line every this many steps."""
     seed: int = 42
@@ -348,15 +350,19 @@ def add_config_arguments(parser, config_help: str | None = "job config YAML (con
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override config values, e.g. train.max_steps=20")
 
 
-def load_run_config(run_dir: str | os.PathLike, overrides: list[str] | None = None) -> JobConfig:
-    """A run's saved ``config.yaml`` with command-line overrides. Turning on ``model.trust_remote_code`` is
-    refused here: a run folder may come from someone else, and the switch runs code shipped with a model."""
+def load_run_config(run_dir: str | os.PathLike, overrides: list[str] | None = None,
+                    trust_remote_code: bool = False) -> JobConfig:
+    """A run's saved ``config.yaml`` with command-line overrides. ``model.trust_remote_code`` comes from the
+    user's ``--trust-remote-code`` alone: a run folder may come from someone else, and the switch runs code
+    shipped with a model, so neither its saved config nor an override turns it on."""
     path = Path(run_dir) / "config.yaml"
     model = parse_overrides(overrides or []).get("model")
     if isinstance(model, dict) and model.get("trust_remote_code") is True:
-        raise ConfigError(f"{path} + command line: 'model.trust_remote_code' cannot be turned on for a run folder from "
-                          "the command line; set it in a job config you pass with --config")
-    return load_config(path, overrides)
+        raise ConfigError(f"{path} + command line: 'model.trust_remote_code' cannot be turned on for a run folder by "
+                          "an override; pass --trust-remote-code, or set it in a job config you pass with --config")
+    config = load_config(path, overrides)
+    config.model.trust_remote_code = trust_remote_code
+    return config
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -3,10 +3,13 @@
 A full fine-tuning run (``lora.enabled: false``) has no adapter: its checkpoint already holds the whole model
 as safetensors, which gather copies (safetensors, config and tokenizer only) to ``gathered/merged/``.
 
-DDP checkpoints already hold the PEFT adapter; DeepSpeed ZeRO checkpoints are consolidated with
-DeepSpeed's own ``zero_to_fp32`` utilities and written with PEFT's ``save_pretrained``, so no shard merging
-is written here. The result is ``runs/<name>/gathered/{adapter,merged}/`` plus ``manifest.json``, built in
-a temporary folder and renamed when complete: an interrupted gather leaves nothing that looks complete.
+Every checkpoint holds the PEFT adapter as safetensors (under ZeRO-3 too: the trainer checks it at each save),
+which gather copies; nothing here unpickles, since a run folder may come from someone else. Only a DeepSpeed
+ZeRO checkpoint without that adapter needs its pickled shards, consolidated with DeepSpeed's own
+``zero_to_fp32``, and only with ``--trust-pickles``. The step folder must match the file list it was
+published with (fcdist/checkpoints.py), or it is refused naming the file. The result is
+``runs/<name>/gathered/{adapter,merged}/`` plus ``manifest.json``, built in a temporary folder and renamed
+when complete: an interrupted gather leaves nothing that looks complete.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import time
 from pathlib import Path
 
 from fcdist.atomic import replace_dir
-from fcdist.config import ConfigError, JobConfig, add_config_arguments, load_run_config, to_dict
+from fcdist.checkpoints import CheckpointError, read_latest_pointer, step_folder, step_number, verify_checkpoint
+from fcdist.config import JobConfig, add_config_arguments, load_run_config, to_dict
 from fcdist.preprocess.fingerprint import sha256_file
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -35,21 +39,17 @@ class EmptyAdapterError(RuntimeError):
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
-    """``latest`` follows the pointer the trainer writes after each complete checkpoint."""
+    """``latest`` follows the pointer the trainer writes after each complete checkpoint; the folder must hold
+    exactly the files it was published with."""
     checkpoints = run_dir / "checkpoints"
     if checkpoint == "latest":
-        pointer = checkpoints / "latest"
-        if not pointer.is_file():
-            raise FileNotFoundError(f"{pointer}: no complete checkpoint yet (has training saved one?)")
-        checkpoint = pointer.read_text().strip()
-    path = checkpoints / checkpoint
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such checkpoint (found: {', '.join(sorted(p.name for p in checkpoints.glob('step-*'))) or 'none'})")
+        path = read_latest_pointer(checkpoints)
+        if path is None:
+            raise FileNotFoundError(f"{checkpoints / 'latest'}: no complete checkpoint yet (has training saved one?)")
+    else:
+        path = step_folder(checkpoints, checkpoint, "--checkpoint")
+    verify_checkpoint(path)
     return path
-
-
-def checkpoint_step(path: Path) -> int:
-    return int(path.name.removeprefix("step-"))
 
 
 def is_deepspeed_checkpoint(path: Path) -> bool:
@@ -63,7 +63,7 @@ def load_base(config: JobConfig, dtype):
 
     return AutoModelForCausalLM.from_pretrained(
         config.model.name_or_path, revision=config.model.revision, dtype=dtype,
-        trust_remote_code=config.model.trust_remote_code,
+        trust_remote_code=config.model.trust_remote_code, use_safetensors=True,  # as infer: never a pickled .bin
     )
 
 
@@ -73,8 +73,7 @@ def adapter_from_zero_checkpoint(checkpoint: Path, config: JobConfig, out_dir: P
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     from peft import LoraConfig, get_peft_model
 
-    # DeepSpeed reads its own shards with torch.load(weights_only=False); they were written by this
-    # job's own ranks, never downloaded, which is the one place fcdist accepts that.
+    # DeepSpeed reads its shards with torch.load(weights_only=False): only reached with --trust-pickles.
     state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), exclude_frozen_parameters=True)
     lora_config = LoraConfig.from_pretrained(str(checkpoint))
     model = get_peft_model(load_base(config, torch.float32), lora_config)
@@ -98,16 +97,20 @@ def check_adapter_not_empty(adapter_dir: Path, checkpoint: Path) -> int:
     return len(weights)
 
 
-def write_adapter(checkpoint: Path, config: JobConfig, out_dir: Path) -> None:
-    if is_deepspeed_checkpoint(checkpoint):
-        adapter_from_zero_checkpoint(checkpoint, config, out_dir)
-    else:
-        missing = [f for f in ADAPTER_FILES if not (checkpoint / f).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{checkpoint}: no {', '.join(missing)} (is this a LoRA run's checkpoint?)")
+def write_adapter(checkpoint: Path, config: JobConfig, out_dir: Path, trust_pickles: bool) -> None:
+    """Copy the checkpoint's safetensors adapter; consolidate ZeRO shards only where it has none."""
+    missing = [f for f in ADAPTER_FILES if not (checkpoint / f).is_file()]
+    if not missing:
         out_dir.mkdir(parents=True)
         for name in ADAPTER_FILES:
             shutil.copy2(checkpoint / name, out_dir / name)
+    elif not is_deepspeed_checkpoint(checkpoint):
+        raise FileNotFoundError(f"{checkpoint}: no {', '.join(missing)} (is this a LoRA run's checkpoint?)")
+    elif not trust_pickles:
+        raise CheckpointError(f"{checkpoint}: no {', '.join(missing)}; only DeepSpeed's pickled shards are left, and "
+                              "unpickling runs any code they hold: pass --trust-pickles if this run folder is your own")
+    else:
+        adapter_from_zero_checkpoint(checkpoint, config, out_dir)
 
 
 def write_merged(adapter_dir: Path, config: JobConfig, out_dir: Path) -> None:
@@ -143,11 +146,11 @@ def write_full_model(checkpoint: Path, config: JobConfig, out_dir: Path) -> int:
     return len(weights)
 
 
-def gather_into(tmp: Path, source: Path, config: JobConfig, merge: bool) -> dict:
+def gather_into(tmp: Path, source: Path, config: JobConfig, merge: bool, trust_pickles: bool) -> dict:
     """Write the gathered folders into ``tmp``; returns what the manifest records about them."""
     if not config.lora.enabled:
         return {"full_model_files": write_full_model(source, config, tmp / "merged"), "merged": True}
-    write_adapter(source, config, tmp / "adapter")
+    write_adapter(source, config, tmp / "adapter", trust_pickles)
     tensors = check_adapter_not_empty(tmp / "adapter", source)
     if merge:
         write_merged(tmp / "adapter", config, tmp / "merged")
@@ -158,18 +161,19 @@ def file_hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False, overrides: list[str] | None = None) -> Path:
+def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False, overrides: list[str] | None = None,
+           trust_remote_code: bool = False, trust_pickles: bool = False) -> Path:
     """Build ``<run>/gathered/`` from one checkpoint with the run's saved config (and overrides); returns its path."""
-    config = load_run_config(run_dir, overrides)
+    config = load_run_config(run_dir, overrides, trust_remote_code)
     source = resolve_checkpoint(run_dir, checkpoint)
     final = run_dir / "gathered"
     tmp = run_dir / f".gathered.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        contents = gather_into(tmp, source, config, merge)
+        contents = gather_into(tmp, source, config, merge, trust_pickles)
         manifest = {
-            "source_checkpoint": str(source), "step": checkpoint_step(source), "base_model": config.model.name_or_path,
+            "source_checkpoint": str(source), "step": step_number(source), "base_model": config.model.name_or_path,
             "base_revision": config.model.revision, **contents,
             "files": file_hashes(tmp), "config": to_dict(config), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -185,12 +189,18 @@ def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False, overr
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist gather",
-        usage="fcdist gather --run runs/NAME [--checkpoint step-N|latest] [--merge] [key=value ...]",
+        usage="fcdist gather --run runs/NAME [--checkpoint step-N|latest] [--merge] [--trust-remote-code] "
+              "[--trust-pickles] [key=value ...]",
         description="Turn a training checkpoint (DDP or DeepSpeed ZeRO) into a PEFT adapter folder, optionally merged.",
     )
     parser.add_argument("--run", required=True, type=Path, help="run folder (runs/<name>)")
     parser.add_argument("--checkpoint", default="latest", help="step-N or latest (default)")
     parser.add_argument("--merge", action="store_true", help="also write the adapter merged into the base weights")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run model code shipped with the base model (a run's saved config never turns it on)")
+    parser.add_argument("--trust-pickles", action="store_true",
+                        help="this run folder is your own: consolidate a ZeRO checkpoint that lacks a safetensors "
+                             "adapter from DeepSpeed's pickled shards (unpickling can run code)")
     add_config_arguments(parser, config_help=None)  # the run's config.yaml, e.g. model.name_or_path= where the base moved
     return parser
 
@@ -198,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        gather(args.run, args.checkpoint, args.merge, args.overrides)
-    except ConfigError as e:
+        gather(args.run, args.checkpoint, args.merge, args.overrides, args.trust_remote_code, args.trust_pickles)
+    except (ValueError, OSError, RuntimeError) as e:  # config, checkpoint and file problems: one line each
         print(f"fcdist gather: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -526,14 +526,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--merge-shards", action="store_true", help="join the shard files into --out, checking every id")
     parser.add_argument("--prompt", metavar="TEXT", help="print the generation for one free-form prompt (\\n for line breaks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run model code shipped with the model (a run's saved config never turns it on; your --config may)")
     add_config_arguments(parser, "job config (model settings, infer.*); default: the run's, else defaults", required=False)
     return parser
 
 
 def job_config(args: argparse.Namespace) -> JobConfig:
     if args.run and not args.config:
-        return load_run_config(args.run, args.overrides)
-    return load_config(args.config, args.overrides)
+        return load_run_config(args.run, args.overrides, args.trust_remote_code)
+    config = load_config(args.config, args.overrides)
+    config.model.trust_remote_code |= args.trust_remote_code
+    return config
 
 
 def shard_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[int, int]:

@@ -17,7 +17,8 @@ it lacks: a fixed global batch whatever the world size, packed rows kept apart, 
     runs/<name>/STOP                       create it to stop at the next step, saved and resumable
     runs/<name>/manifest.json, loss.png, DONE   written when training reaches train.max_steps
 
-A step folder holds what the Trainer saves plus ``fcdist_checkpoint.json``. With LoRA that is the PEFT
+A step folder holds what the Trainer saves plus ``fcdist_checkpoint.json`` and ``fcdist_files.json``
+(every file's size and sha256, checked before a resume: fcdist/checkpoints.py). With LoRA that is the PEFT
 adapter (``adapter_model.safetensors`` + ``adapter_config.json``, checked to hold trained weights) under
 DDP, ZeRO-2 and ZeRO-3 alike; full fine-tuning saves ``model.safetensors`` (or its shards + index).
 Optimizer, scheduler and RNG states are ``optimizer.pt``, ``scheduler.pt``, ``rng_state*.pth`` under DDP, and
@@ -47,6 +48,7 @@ from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from fcdist.atomic import write_text_atomic
+from fcdist.checkpoints import CheckpointError, read_latest_pointer, resumable_checkpoint, write_file_manifest
 from fcdist.config import ConfigError, JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
 from fcdist.preprocess.shards import check_manifest, load_tokenizer
 from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
@@ -104,13 +106,7 @@ class RunFolder:
         self.loss_plot = root / "loss.png"
 
     def latest_checkpoint(self) -> Path | None:
-        if not self.latest_pointer.is_file():
-            return None
-        folder = self.checkpoints / self.latest_pointer.read_text().strip()
-        if not folder.is_dir():
-            raise SetupError(f"{self.latest_pointer} names {folder.name}, which does not exist; "
-                             "point it at a complete step-<N> folder or remove it to start over")
-        return folder
+        return read_latest_pointer(self.checkpoints)
 
     def prepare(self, config: JobConfig, resumed_step: int) -> None:
         """Record the config; forget a checkpoint half-written by a killed job and metrics past the resume point."""
@@ -122,6 +118,7 @@ class RunFolder:
         """Rename the Trainer's finished folder to step-<N>, then point ``latest`` at it, then rotate."""
         written = self.incomplete / f"{PREFIX_CHECKPOINT_DIR}-{step}"
         (written / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2))
+        write_file_manifest(written)  # before the rename: a published folder always lists what it holds
         final = self.checkpoints / f"step-{step}"
         if final.exists():  # left by a run that died between rename and pointer update
             shutil.rmtree(final)
@@ -445,7 +442,8 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     except (FileNotFoundError, ValueError) as e:
         raise SetupError(str(e)) from e
     info = run_info(config, plan, runtime, manifest)
-    resume_from = run.latest_checkpoint()
+    # Resuming unpickles the Trainer's and DeepSpeed's states: the run folder is trusted as this job's own.
+    resume_from, skipped = resumable_checkpoint(run.checkpoints, config.train.resume_fallback)
     if resume_from is not None:
         check_resumable(resume_from, info)
     model_config = AutoConfig.from_pretrained(config.model.name_or_path, revision=config.model.revision,
@@ -461,6 +459,8 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     stop = StopRequest(run.stop_file)
     is_main = args.process_index == 0
     if is_main:
+        for reason in skipped:
+            print(f"fcdist train: skipping an incomplete checkpoint (train.resume_fallback): {reason}")
         print(f"fcdist train: {config.run_dir}: {plan.world_size} process(es) x micro-batch {plan.micro_batch} x "
               f"{plan.accumulation} accumulation = {plan.global_batch} rows/step, {choices.dtype}, "
               f"{choices.attn_implementation}, ZeRO-{runtime.zero_stage}, {len(stream.rows)} packed rows, "
@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*is deprecated", category=FutureWarning)
     try:
         train(load_config(args.config, args.overrides))
-    except (SetupError, ConfigError) as e:
+    except (SetupError, ConfigError, CheckpointError) as e:
         print(f"fcdist train: error: {e}", file=sys.stderr)
         return 1
     leave_process_group()

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from fcdist import gather
+from fcdist.checkpoints import CheckpointError, write_file_manifest
 from fcdist.config import save_resolved
 from fcdist.preprocess import shards
 from fcdist.train.trainer import train
@@ -82,6 +83,25 @@ def test_zero3_checkpoint_gathers_into_the_trained_adapter(zero3_run, tiny_model
 
 
 @pytest.mark.slow
+def test_zero3_shards_are_unpickled_only_when_the_user_trusts_the_run(zero3_run, tiny_model_dir, tmp_path, capsys):
+    """A ZeRO checkpoint without its safetensors adapter (as an older trainer left it): only --trust-pickles
+    consolidates DeepSpeed's shards, and they give the adapter the trainer saved."""
+    import shutil
+
+    run_dir = shutil.copytree(zero3_run.run_dir, tmp_path / "zero3")
+    saved = zero3_run.run_dir / "checkpoints" / "step-6"
+    checkpoint = run_dir / "checkpoints" / "step-6"
+    (checkpoint / "adapter_model.safetensors").unlink()
+    write_file_manifest(checkpoint)
+    assert gather.main(["--run", str(run_dir)]) == 1
+    assert "pass --trust-pickles if this run folder is your own" in capsys.readouterr().err
+    out = gather.gather(run_dir, trust_pickles=True)
+    gathered = logits(PeftModel.from_pretrained(base(tiny_model_dir), str(out / "adapter")))
+    trained = logits(PeftModel.from_pretrained(base(tiny_model_dir), str(saved)))
+    assert (gathered - trained).abs().max() < LOGIT_TOLERANCE
+
+
+@pytest.mark.slow
 def test_merge_gives_the_logits_of_base_plus_adapter(zero3_run, tiny_model_dir):
     out = gather.gather(zero3_run.run_dir, checkpoint="step-3", merge=True)
     merged = AutoModelForCausalLM.from_pretrained(out / "merged", dtype=torch.float32)
@@ -102,6 +122,7 @@ def test_empty_adapter_is_refused_naming_the_checkpoint(tiny_config_factory):
     checkpoint = config.run_dir / "checkpoints" / "step-3"
     weights = load_file(str(checkpoint / "adapter_model.safetensors"))
     save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in weights.items()}, str(checkpoint / "adapter_model.safetensors"))
+    write_file_manifest(checkpoint)  # as a run whose trainer saved it so: what gather checks is the adapter itself
     with pytest.raises(gather.EmptyAdapterError, match=r"step-3: the adapter is empty or all zeros"):
         gather.gather(config.run_dir)
     assert not (config.run_dir / "gathered").exists()
@@ -128,7 +149,7 @@ def test_missing_checkpoint_is_named(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(FileNotFoundError, match="no complete checkpoint yet"):
         gather.resolve_checkpoint(tmp_path, "latest")
-    with pytest.raises(FileNotFoundError, match="step-7: no such checkpoint"):
+    with pytest.raises(CheckpointError, match="--checkpoint names step-7, which does not exist"):
         gather.resolve_checkpoint(tmp_path, "step-7")
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from fcdist.checkpoints import CheckpointError
 from fcdist.train.data import BatchStats
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
 from fcdist.train.model import SetupError
@@ -43,7 +44,7 @@ def test_a_pointer_to_a_missing_checkpoint_is_refused(tmp_path):
     assert run.latest_checkpoint() is None
     run.checkpoints.mkdir()
     run.latest_pointer.write_text("step-7\n")
-    with pytest.raises(SetupError, match="step-7, which does not exist"):
+    with pytest.raises(CheckpointError, match="step-7, which does not exist"):
         run.latest_checkpoint()
 
 
