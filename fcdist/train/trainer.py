@@ -47,12 +47,14 @@ from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from fcdist.atomic import write_text_atomic
-from fcdist.config import ConfigError, JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
+from fcdist.config import JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
+from fcdist.errors import InputError
 from fcdist.preprocess.shards import check_manifest, load_tokenizer
 from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
 from fcdist.train.model import (Choices, Runtime, SetupError, check_document_isolation, detect_runtime,
                                 load_model, parameter_counts, resolve_choices)
+from fcdist.train.saving import disk_full_reported
 
 CHECKPOINT_INFO = "fcdist_checkpoint.json"
 # Settings a resumed run must share with its checkpoint, or rows would be trained twice or skipped
@@ -237,6 +239,10 @@ class PackedTrainer(Trainer):
         for batch in batches:
             self.meter.add(batch.pop("stats"))  # not a model input
         return batches, num_items
+
+    def _save_checkpoint(self, model, trial) -> None:
+        with disk_full_reported(Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"):
+            super()._save_checkpoint(model, trial)
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs:  # a training-step log, reached by every rank at the same step: the summary is collective
@@ -517,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*is deprecated", category=FutureWarning)
     try:
         train(load_config(args.config, args.overrides))
-    except (SetupError, ConfigError) as e:
+    except InputError as e:  # SetupError and ConfigError are InputErrors
         print(f"fcdist train: error: {e}", file=sys.stderr)
         return 1
     leave_process_group()
