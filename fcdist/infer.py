@@ -150,6 +150,7 @@ def load_model_for_inference(
     base = adapter_base(model_dir, base_model)
     source = base or model_dir
     device = pick_device()
+    tokenizer = load_inference_tokenizer(tokenizer_source(model_dir, base), config)  # first: it fails fast
     model = AutoModelForCausalLM.from_pretrained(
         source,
         revision=revision_for(source, config),
@@ -161,7 +162,7 @@ def load_model_for_inference(
     )
     if base is not None:
         model = apply_adapter(model, model_dir)
-    return model.eval(), load_inference_tokenizer(tokenizer_source(model_dir, base), config)
+    return model.eval(), tokenizer
 
 
 # ---------------------------------------------------------------- generation
