@@ -332,6 +332,10 @@ class ProgressBar(TrainerCallback):
             self.bar.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{logs.get('tokens_per_s', 0):,.0f}")
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+
+    def close(self) -> None:
+        """End the bar's line, also when training fails, so an error message starts a line of its own."""
         if self.bar is not None:
             self.bar.close()
 
@@ -465,6 +469,7 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
                             config.train.seed, config.train.shuffle)
     meter = WindowMeter(flop_model(model, model_config), device_peak_flops(), plan.world_size)
     stop = StopRequest(run.stop_file)
+    progress = ProgressBar()
     is_main = args.process_index == 0
     if is_main:
         print(f"fcdist train: {config.run_dir}: {plan.world_size} process(es) x micro-batch {plan.micro_batch} x "
@@ -479,13 +484,16 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         data_collator=PackedCollator(pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                                      else tokenizer.eos_token_id, flatten=choices.flatten_rows),
         processing_class=tokenizer,  # saved with each checkpoint, for gather and infer
-        callbacks=[RunCallback(run, stop, meter, config, info), ProgressBar(), *tensorboard(config, run, is_main),
+        callbacks=[RunCallback(run, stop, meter, config, info), progress, *tensorboard(config, run, is_main),
                    *callbacks],
         meter=meter,
     )
     trainer.remove_callback(ProgressCallback)
     with stop.signals_caught():
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        finally:
+            progress.close()
     latest = run.latest_checkpoint()
     if is_main:
         state = "DONE" if trainer.state.global_step >= config.train.max_steps else "stopped, resumable"

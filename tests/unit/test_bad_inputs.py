@@ -155,3 +155,16 @@ def test_folders_of_killed_preprocess_runs_are_removed(tiny_model_dir, synth_dat
     assert sorted(p.name for p in packed.glob(".shard-*")) == sorted(kept)
     err = capsys.readouterr().err
     assert f"{packed}: removed 2 folder(s) left by killed preprocess runs: {', '.join(sorted(stale))}" in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").is_char_device(), reason="needs the /dev/full device")
+def test_a_full_disk_is_recognised_in_torch_words():
+    """torch.save onto a full disk says "unexpected pos N vs M" (a RuntimeError), not ENOSPC."""
+    import torch
+
+    from fcdist.train.saving import is_disk_full
+
+    with pytest.raises(Exception) as info:
+        torch.save({"weights": torch.zeros(100_000)}, "/dev/full")
+    assert is_disk_full(info.value), info.value
+    assert not is_disk_full(RuntimeError("CUDA out of memory"))
