@@ -240,7 +240,8 @@ def _build(cls: type, values: dict, where: str, prefix: str = "") -> Any:
         if annotation is float and isinstance(value, str):
             value = _float_or_same(value)
         if not _type_ok(value, annotation):
-            raise ConfigError(f"{where}: '{prefix}{name}' = {value!r} is invalid: expected {_describe(annotation)}")
+            hint = f" (write '{value}' in quotes for text)" if annotation in (str, str | None) else ""
+            raise ConfigError(f"{where}: '{prefix}{name}' = {value!r} is invalid: expected {_describe(annotation)}{hint}")
         kwargs[name] = float(value) if annotation is float else value
     return cls(**kwargs)
 

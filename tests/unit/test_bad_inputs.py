@@ -118,6 +118,11 @@ def test_a_number_is_a_name_on_the_command_line(tiny_model_dir, synth_data_file,
     assert config.output.name == "007" and config.model.revision is None
     assert load_config(TINY, ["model.revision=0123"]).model.revision == "0123", "the text as typed, not octal 83"
     assert load_config(TINY, ["train.max_steps=7"]).train.max_steps == 7, "numbers stay numbers elsewhere"
+    capsys.readouterr()
+    job = tmp_path / "job.yaml"
+    job.write_text("output:\n  name: 123\n")  # in a file YAML's types stand: the message says to quote it
+    line = error_line(capsys, cli.main(["preprocess", "--config", str(job)]))
+    assert f"{job}: 'output.name' = 123 is invalid: expected str (write '123' in quotes for text)" in line
 
 
 # ---------------------------------------------------------------- rows and preprocessing leftovers
