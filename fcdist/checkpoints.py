@@ -15,13 +15,14 @@ import re
 from pathlib import Path
 
 from fcdist.atomic import write_text_atomic
+from fcdist.errors import InputError
 from fcdist.preprocess.fingerprint import sha256_file
 
 FILE_MANIFEST = "fcdist_files.json"
 STEP_FOLDER = re.compile(r"step-\d+")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint or ``latest`` pointer that cannot be used; the message names the file."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from fcdist.errors import InputError
+
 # subcommand -> (module with build_parser() and main(argv), one-line summary)
 STAGES = {
     "synth": ("fcdist.data.synth", "write synthetic xlam-format rows"),
@@ -39,7 +41,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fcdist: unknown stage '{stage}'\n\n{USAGE}", file=sys.stderr)
         return 2
     module = importlib.import_module(STAGES[stage][0])
-    return module.main(rest) or 0
+    try:
+        return module.main(rest) or 0
+    except InputError as e:  # the stage's own handlers keep theirs; this catches what reaches the top
+        print(f"fcdist {stage}: error: {one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def one_line(error: Exception) -> str:
+    """The message on one line (a message quoting a file's text may carry its newlines)."""
+    return " ".join(str(error).splitlines())
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 import yaml
 
+from fcdist.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A config problem, always naming the key (and the file when there is one)."""
 
 
@@ -242,7 +244,8 @@ def _build(cls: type, values: dict, where: str, prefix: str = "") -> Any:
         if annotation is float and isinstance(value, str):
             value = _float_or_same(value)
         if not _type_ok(value, annotation):
-            raise ConfigError(f"{where}: '{prefix}{name}' = {value!r} is invalid: expected {_describe(annotation)}")
+            hint = f" (write '{value}' in quotes for text)" if annotation in (str, str | None) else ""
+            raise ConfigError(f"{where}: '{prefix}{name}' = {value!r} is invalid: expected {_describe(annotation)}{hint}")
         kwargs[name] = float(value) if annotation is float else value
     return cls(**kwargs)
 
@@ -276,8 +279,28 @@ def parse_overrides(overrides: list[str]) -> dict:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw) if raw != "" else ""
+        node[leaf] = _override_value(key, raw)
     return nested
+
+
+def _override_value(key: str, raw: str) -> Any:
+    """The value of ``key=raw``: parsed as YAML, except that a plain-text field (a name, path or revision)
+    keeps the text as typed where YAML would read a number or a date (``output.name=123``, ``model.revision=0123``)."""
+    value = yaml.safe_load(raw) if raw != "" else ""
+    text_field = _annotation_of(key) in (str, str | None)
+    if text_field and value is not None and not isinstance(value, (str, bool, list, dict)):
+        return raw
+    return value
+
+
+def _annotation_of(key: str) -> Any:
+    """The type of the field ``section.key`` of JobConfig, or None when there is no such field."""
+    cls: Any = JobConfig
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(cls):
+            return None
+        cls = typing.get_type_hints(cls).get(part)
+    return cls
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> JobConfig:
@@ -286,16 +309,30 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
     where = "defaults"
     if path is not None:
         where = str(path)
-        if not Path(path).is_file():
-            raise ConfigError(f"--config: no such file: {path}")
-        with open(path) as f:
-            values = yaml.safe_load(f) or {}
+        values = _read_yaml(Path(path))
     if overrides:
         values = _merge(values, parse_overrides(overrides))
         where = f"{where} + command line"
     config = _build(JobConfig, values, where)
     validate(config, where)
     return config
+
+
+def _read_yaml(path: Path) -> dict:
+    """The mapping in a config file; an empty, binary or malformed file is a ConfigError naming it."""
+    if not path.is_file():
+        raise ConfigError(f"--config: no such file: {path}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a YAML text file (byte {e.start} is not UTF-8)") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    if values is None:
+        raise ConfigError(f"{path}: the file is empty (expected sections such as model:, data:, train:)")
+    return values
 
 
 def validate(config: JobConfig, where: str = "config") -> None:
@@ -322,6 +359,15 @@ def validate(config: JobConfig, where: str = "config") -> None:
     need(config.lora.enabled or not config.quant.load_in_4bit, "lora.enabled",
          "is false (full fine-tuning) but quant.load_in_4bit is true: 4-bit weights cannot be trained; set quant.load_in_4bit=false")
     need(config.lora.r >= 1, "lora.r", "must be at least 1")
+    need(config.lora.alpha > 0, "lora.alpha", "must be positive")
+    need(0.0 <= config.lora.dropout < 1.0, "lora.dropout", "must be in [0, 1)")
+    need(t.max_micro_batch >= 1, "train.max_micro_batch", "must be at least 1")
+    need(t.max_grad_norm >= 0, "train.max_grad_norm", "must be 0 (no clipping) or positive")
+    need(t.weight_decay >= 0, "train.weight_decay", "must be 0 or positive")
+    need(config.distributed.timeout_minutes > 0, "distributed.timeout_minutes", "must be positive")
+    need(config.infer.batch_size >= 1, "infer.batch_size", "must be at least 1")
+    need(config.infer.max_new_tokens >= 1, "infer.max_new_tokens", "must be at least 1")
+    need(d.num_proc >= 0, "data.num_proc", "must be 0 (all cores) or positive")
     need("/" not in config.output.name and config.output.name not in ("", ".", ".."), "output.name", "must be a plain folder name")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from fcdist.atomic import replace_dir
 from fcdist.checkpoints import CheckpointError, read_latest_pointer, step_folder, step_number, verify_checkpoint
 from fcdist.config import JobConfig, add_config_arguments, load_run_config, to_dict
+from fcdist.model.tokenizer import load_tokenizer_from
 from fcdist.preprocess.fingerprint import sha256_file
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -127,9 +128,7 @@ def write_merged(adapter_dir: Path, config: JobConfig, out_dir: Path) -> None:
 
 def save_base_tokenizer(config: JobConfig, out_dir: Path) -> None:
     """The base model's tokenizer beside gathered weights, so the folder loads on its own."""
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(config.model.name_or_path, revision=config.model.revision).save_pretrained(str(out_dir))
+    load_tokenizer_from(config.model.name_or_path, config.model.revision).save_pretrained(str(out_dir))
 
 
 def write_full_model(checkpoint: Path, config: JobConfig, out_dir: Path) -> int:

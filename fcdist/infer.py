@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Iterator
 from fcdist.atomic import write_text_atomic
 from fcdist.config import JobConfig, add_config_arguments, load_config, load_run_config
 from fcdist.data.render import CALLS_CLOSE, CALLS_OPEN
-from fcdist.data.xlam import XlamRow, read_rows
+from fcdist.data.xlam import XlamRow, max_row_chars, read_rows
+from fcdist.model.tokenizer import load_tokenizer_from
 from fcdist.preprocess.shards import HELDOUT
 from fcdist.preprocess.tokenize import end_token_id, render_row
 
@@ -113,11 +114,7 @@ def revision_for(source: str | Path, config: JobConfig) -> str | None:
 
 
 def load_inference_tokenizer(source: str | Path, config: JobConfig) -> PreTrainedTokenizerBase:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(
-        source, revision=revision_for(source, config), trust_remote_code=config.model.trust_remote_code
-    )
+    tokenizer = load_tokenizer_from(source, revision_for(source, config), config.model.trust_remote_code)
     tokenizer.padding_side = "left"  # generation continues from the last column, so padding goes before the prompt
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -153,6 +150,7 @@ def load_model_for_inference(
     base = adapter_base(model_dir, base_model)
     source = base or model_dir
     device = pick_device()
+    tokenizer = load_inference_tokenizer(tokenizer_source(model_dir, base), config)  # first: it fails fast
     model = AutoModelForCausalLM.from_pretrained(
         source,
         revision=revision_for(source, config),
@@ -164,7 +162,7 @@ def load_model_for_inference(
     )
     if base is not None:
         model = apply_adapter(model, model_dir)
-    return model.eval(), load_inference_tokenizer(tokenizer_source(model_dir, base), config)
+    return model.eval(), tokenizer
 
 
 # ---------------------------------------------------------------- generation
@@ -298,10 +296,10 @@ def vllm_generate_calls(llm: LLM, lora: LoRARequest | None, prompt_ids: list[lis
 # ---------------------------------------------------------------- prediction files
 
 
-def read_unique_rows(data: str | Path) -> list[XlamRow]:
+def read_unique_rows(data: str | Path, max_chars: int | None = None) -> list[XlamRow]:
     """Every row of ``data``; a bad row is an error (as in scoring, where a skipped row would shrink n), and
-    ids must be unique because resuming and merging go by id."""
-    rows, _ = read_rows(str(data), on_bad_row="error")
+    ids must be unique because resuming and merging go by id. ``max_chars`` refuses a row too long to tokenize."""
+    rows, _ = read_rows(str(data), on_bad_row="error", max_chars=max_chars)
     repeated = [row_id for row_id, n in Counter(str(row.id) for row in rows).items() if n > 1]
     if repeated:
         raise ValueError(f"{data}: id(s) appear more than once: {name_ids(repeated)}")
@@ -455,7 +453,7 @@ def infer(model_dir: str | Path, data: str | Path, out: str | Path, config: JobC
     if not 0 <= shard < num_shards:
         raise ValueError(f"--shard {shard} is out of range for --num-shards {num_shards}")
     out = Path(out)
-    rows = read_unique_rows(data)
+    rows = read_unique_rows(data, max_row_chars(config.data.max_length))
     mine = shard_slice(rows, shard, num_shards)
     path = shard_path(out, shard, num_shards)
     done = resume(path, mine)

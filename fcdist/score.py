@@ -36,6 +36,7 @@ from typing import Any
 from fcdist.atomic import write_text_atomic
 from fcdist.data.render import CALLS_CLOSE, CALLS_OPEN
 from fcdist.data.xlam import XlamRow, read_rows
+from fcdist.errors import InputError
 
 CATEGORIES = ("simple", "multiple", "parallel", "parallel-multiple", "no-call")
 CALL_KEYS = {"name", "arguments"}
@@ -494,14 +495,22 @@ def _prediction_record(line: str, where: str) -> dict:
     return record
 
 
+def _text_line(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{where}: not UTF-8 text (byte {e.start} of the line); expected one JSON object per line") from None
+
+
 def read_predictions(path: str, gold_ids: set[str]) -> dict[str, str]:
     """Completions by id from a jsonl file; an id outside the gold set or seen twice is an error."""
     completions: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, 1):
+    with open(path, "rb") as f:  # bytes, so a line that is not UTF-8 is reported with its number
+        for line_number, raw in enumerate(f, 1):
+            where = f"{path}:{line_number}"
+            line = _text_line(raw, where)
             if not line.strip():
                 continue
-            where = f"{path}:{line_number}"
             record = _prediction_record(line, where)
             key = str(record["id"])
             if key not in gold_ids:

@@ -7,6 +7,7 @@ the job (``error``) or is skipped and counted (``skip``); it is never silent.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -15,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from fcdist.errors import InputError
+
 REQUIRED_COLUMNS = ("id", "query", "tools", "answers")
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
-class BadRowError(ValueError):
+class BadRowError(InputError):
     """A row that cannot be used, with where it came from and why."""
 
     def __init__(self, source: str, row_id: Any, reason: str):
@@ -97,12 +100,28 @@ def _check_answers(answers: list, tool_names: set[str], source: str, row_id: Any
             raise BadRowError(source, row_id, f"'answers'[{i}] calls '{call['name']}', which is not among the row's tools")
 
 
-def parse_row(raw: dict, source: str) -> XlamRow:
-    """Decode and validate one raw row; raises BadRowError naming the row id and the reason."""
+def max_row_chars(max_length: int) -> int:
+    """Characters a row may hold before it is decoded and tokenized. A token averages about 4 characters, so
+    a longer row is many times over ``max_length`` tokens (its calls, at the end, would be cut off anyway),
+    while tokenizing it in full costs memory and minutes (60 MB: 13 GB, 4 minutes)."""
+    return max(32 * max_length, 65536)
+
+
+def _check_size(raw: dict, source: str, row_id: Any, max_chars: int | None) -> None:
+    size = sum(len(raw[c]) for c in ("query", "tools", "answers") if isinstance(raw[c], str))
+    if max_chars is not None and size > max_chars:
+        raise BadRowError(source, row_id, f"query + tools + answers are longer than {max_chars} characters, the limit "
+                                          "for data.max_length (max(32 x max_length, 65536)); not tokenized")
+
+
+def parse_row(raw: dict, source: str, max_chars: int | None = None) -> XlamRow:
+    """Decode and validate one raw row; raises BadRowError naming the row id and the reason.
+    ``max_chars`` refuses a longer row before decoding it (``max_row_chars``)."""
     row_id = raw.get("id")
     missing = [c for c in REQUIRED_COLUMNS if raw.get(c) is None]
     if missing:
         raise BadRowError(source, row_id, f"missing column(s) {', '.join(missing)}")
+    _check_size(raw, source, row_id, max_chars)
     if not isinstance(raw["query"], str):
         raise BadRowError(source, row_id, "'query' must be a string")
     tools = _decode_list(raw["tools"], "tools", source, row_id)
@@ -112,12 +131,13 @@ def parse_row(raw: dict, source: str) -> XlamRow:
     return XlamRow(row_id, raw["query"], tools, answers)
 
 
-def parse_rows(raws: Iterable[dict], source: str, on_bad_row: str) -> tuple[list[XlamRow], SkipReport]:
+def parse_rows(raws: Iterable[dict], source: str, on_bad_row: str, max_chars: int | None = None
+               ) -> tuple[list[XlamRow], SkipReport]:
     """Validate many rows under the ``on_bad_row`` policy (``error`` raises at the first bad row)."""
     rows, report = [], SkipReport()
     for raw in raws:
         try:
-            rows.append(parse_row(raw, source))
+            rows.append(parse_row(raw, source, max_chars))
         except BadRowError as e:
             if on_bad_row == "error":
                 raise
@@ -150,7 +170,7 @@ def load_raw(source: str, revision: str | None = None, split: str = "train"):
         fmt = LOCAL_FORMATS.get(path.suffix)
         if fmt is None:
             raise ValueError(f"data.source: {source}: unknown format (expected one of {', '.join(LOCAL_FORMATS)})")
-        ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
+        ds = load_local(path, fmt)
     else:
         ds = datasets.load_dataset(source, revision=revision, split=split, token=os.environ.get("HF_TOKEN"))
     missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
@@ -159,6 +179,46 @@ def load_raw(source: str, revision: str | None = None, split: str = "train"):
     return ds
 
 
-def read_rows(source: str, on_bad_row: str = "error") -> tuple[list[XlamRow], SkipReport]:
+TEXT_PROBE_BYTES = 1 << 20  # how much of a json/jsonl file is checked for being text before datasets reads it
+
+
+def check_local_file(path: Path, fmt: str) -> None:
+    """Refuse an empty file, a binary file given as json, or a file that is not parquet, naming it: datasets
+    would fail with a bare StopIteration or UnicodeDecodeError."""
+    with open(path, "rb") as f:
+        head = f.read(TEXT_PROBE_BYTES)
+        f.seek(max(path.stat().st_size - 4, 0))
+        tail = f.read()
+    if not head.strip():
+        raise InputError(f"{path}: the file is empty (expected xlam rows as {fmt})")
+    if fmt == "parquet":
+        if not (head.startswith(b"PAR1") and tail == b"PAR1"):
+            raise InputError(f"{path}: not a parquet file (no PAR1 magic bytes)")
+        return
+    try:  # incremental: the probe may end inside a character
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < TEXT_PROBE_BYTES)
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not a UTF-8 text file (byte {e.start} is not UTF-8); expected JSON rows") from None
+    if b"\0" in head:
+        raise InputError(f"{path}: not a text file (it holds NUL bytes); expected JSON rows")
+
+
+def load_local(path: Path, fmt: str):
+    """A local file as a Dataset; whatever datasets cannot read is an InputError naming the file and the reason."""
+    import datasets
+
+    check_local_file(path, fmt)
+    try:
+        ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
+    except Exception as e:  # noqa: BLE001 - any reading failure is about this file; its root cause says why
+        while e.__cause__ is not None:  # datasets wraps the reader's error (e.g. pyarrow's) in its own
+            e = e.__cause__
+        raise InputError(f"{path}: cannot be read as {fmt}: {e}") from None
+    if len(ds) == 0:
+        raise InputError(f"{path}: holds no rows")
+    return ds
+
+
+def read_rows(source: str, on_bad_row: str = "error", max_chars: int | None = None) -> tuple[list[XlamRow], SkipReport]:
     """Load and validate every row of a local file or hub dataset (small files: gold sets, tests, render)."""
-    return parse_rows(load_raw(source), source, on_bad_row)
+    return parse_rows(load_raw(source), source, on_bad_row, max_chars)

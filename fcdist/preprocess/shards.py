@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections import Counter
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from fcdist.atomic import replace_dir, write_text_atomic
 from fcdist.config import JobConfig, add_config_arguments, load_config
-from fcdist.data.xlam import BadRowError, SkipReport, is_heldout, load_raw, parse_row
+from fcdist.data.xlam import BadRowError, SkipReport, is_heldout, load_raw, max_row_chars, parse_row
+from fcdist.model.tokenizer import load_tokenizer_from
 from fcdist.preprocess.fingerprint import differing_keys, fingerprint_components, fingerprint_hash, sha256_file
 from fcdist.preprocess.packing import PackStats, length_summary, pack_documents
 from fcdist.preprocess.tokenize import tokenize_rows
@@ -42,11 +44,7 @@ def available_cores() -> int:
 
 
 def load_tokenizer(config: JobConfig):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(
-        config.model.name_or_path, revision=config.model.revision, trust_remote_code=config.model.trust_remote_code
-    )
+    return load_tokenizer_from(config.model.name_or_path, config.model.revision, config.model.trust_remote_code)
 
 
 def _process_batch(batch: dict, *, source: str, tokenizer, config: JobConfig) -> dict:
@@ -57,7 +55,7 @@ def _process_batch(batch: dict, *, source: str, tokenizer, config: JobConfig) ->
     to_train = []
     for i in range(size):
         try:
-            row = parse_row({key: values[i] for key, values in batch.items()}, source)
+            row = parse_row({key: values[i] for key, values in batch.items()}, source, max_row_chars(config.data.max_length))
         except BadRowError as e:
             out["bad"][i] = e.reason
             continue
@@ -151,13 +149,15 @@ def build_shard(config: JobConfig, tokenizer, index: int, num_shards: int, compo
         remove_columns=raw_slice.column_names,
         fn_kwargs={"source": config.data.source, "tokenizer": tokenizer, "config": config},
         desc=f"tokenize {name}",
+        load_from_cache_file=False,  # datasets' cache key misses changes inside fcdist's tokenizing code
     )
     apply_bad_row_policy(processed, raw_slice, config, skips)
     if skips.skipped:
         print(f"{name}: {skips.summary()}", file=sys.stderr)
 
     heldout_count = write_heldout(raw_slice, processed, tmp_dir / HELDOUT)
-    train = processed.filter(lambda bad, held: not bad and not held, input_columns=["bad", "heldout"])
+    train = processed.filter(lambda bad, held: not bad and not held, input_columns=["bad", "heldout"],
+                             load_from_cache_file=False)
     docs = list(zip(train["input_ids"], train["labels"]))
     rows, stats = pack_documents(docs, config.data.max_length, config.data.overlong, config.data.packing)
     refuse_if_nothing_fits(stats, config, name)
@@ -198,6 +198,7 @@ def preprocess_shard(config: JobConfig, index: int, num_shards: int, tokenizer=N
     tokenizer = tokenizer or load_tokenizer(config)
     components = fingerprint_components(config, tokenizer)
     out = config.packed_dir
+    remove_stale_tmp(out)
     final = out / shard_name(index, num_shards)
     marker = read_marker(final)
     if marker and marker["fingerprint"] == fingerprint_hash(components):
@@ -205,7 +206,7 @@ def preprocess_shard(config: JobConfig, index: int, num_shards: int, tokenizer=N
         return final
 
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{final.name}.tmp-{os.getpid()}"
+    tmp = out / f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -220,6 +221,30 @@ def preprocess_shard(config: JobConfig, index: int, num_shards: int, tokenizer=N
           f"{marker['skipped']} skipped, {marker['packed_rows']} packed rows, efficiency {marker['packing_efficiency']:.3f}")
     report_lengths(marker, length_summary(counts_of(marker), config.data.max_length), config)
     return final
+
+
+def remove_stale_tmp(out: Path) -> None:
+    """Remove the ``.shard-*.tmp-<host>-<pid>`` folders of preprocess runs on this host that are dead (killed);
+    a folder without a host is from before hosts were recorded and counts as this host's. Another host's
+    processes cannot be checked from here, so their folders stay."""
+    host, removed = socket.gethostname(), []
+    for folder in sorted(out.glob(".shard-*.tmp-*")):
+        owner_host, _, pid = folder.name.rpartition(".tmp-")[2].rpartition("-")
+        if owner_host in (host, "") and pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    if removed:
+        print(f"{out}: removed {len(removed)} folder(s) left by killed preprocess runs: {', '.join(removed)}", file=sys.stderr)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 def counts_of(marker: dict) -> Counter:

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from fcdist.errors import InputError
 from fcdist.train.data import BatchStats
 
 # Dense bf16 tensor-core peak per GPU (no sparsity), from the vendors' data sheets; matched in this order
@@ -136,9 +137,29 @@ def metrics_line(step: int, logs: dict) -> dict:
 
 
 def read_metrics(path: Path) -> list[dict]:
+    """The records of metrics.jsonl. A last line without its newline that does not parse is what a kill
+    mid-write leaves: it is dropped (a resumed run logs that step again). Any other bad line is an InputError
+    naming the file and line."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    *lines, last = path.read_bytes().split(b"\n")  # last: b"" when the file ends with its newline
+    records = [_metrics_record(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
+    if last.strip():
+        try:
+            records.append(_metrics_record(last, f"{path}:{len(lines) + 1}"))
+        except InputError:
+            pass  # torn by a kill mid-write
+    return records
+
+
+def _metrics_record(line: bytes, where: str) -> dict:
+    try:
+        record = json.loads(line)
+    except ValueError as e:  # UnicodeDecodeError too
+        raise InputError(f"{where}: not a metrics line ({e}); the file is damaged: remove that line") from None
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        raise InputError(f"{where}: not a metrics line (a JSON object with an integer 'step'); remove that line")
+    return record
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:

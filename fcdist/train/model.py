@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from fcdist.config import JobConfig
+from fcdist.errors import InputError
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # Backends whose document isolation transformers derives from position_ids (block-diagonal mask, or
@@ -33,7 +34,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 PACKING_BACKENDS = ("flash_attention_2", "sdpa", "flex_attention", "eager")
 
 
-class SetupError(ValueError):
+class SetupError(InputError):
     """A setup that cannot train (settings, hardware or inputs); the message names what to change."""
 
 

@@ -48,13 +48,14 @@ from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from fcdist.atomic import write_text_atomic
-from fcdist.checkpoints import CheckpointError, read_latest_pointer, resumable_checkpoint, write_file_manifest
-from fcdist.config import ConfigError, JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
+from fcdist.config import JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
+from fcdist.errors import InputError
 from fcdist.preprocess.shards import check_manifest, load_tokenizer
 from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
 from fcdist.train.model import (Choices, Runtime, SetupError, check_document_isolation, detect_runtime,
                                 load_model, parameter_counts, resolve_choices)
+from fcdist.train.saving import disk_full_reported
 
 CHECKPOINT_INFO = "fcdist_checkpoint.json"
 # Settings a resumed run must share with its checkpoint, or rows would be trained twice or skipped
@@ -235,6 +236,10 @@ class PackedTrainer(Trainer):
             self.meter.add(batch.pop("stats"))  # not a model input
         return batches, num_items
 
+    def _save_checkpoint(self, model, trial) -> None:
+        with disk_full_reported(Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"):
+            super()._save_checkpoint(model, trial)
+
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs:  # a training-step log, reached by every rank at the same step: the summary is collective
             logs.update({k: v for k, v in self.meter.summary(self.args.device).items() if v is not None})
@@ -323,6 +328,10 @@ class ProgressBar(TrainerCallback):
             self.bar.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{logs.get('tokens_per_s', 0):,.0f}")
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+
+    def close(self) -> None:
+        """End the bar's line, also when training fails, so an error message starts a line of its own."""
         if self.bar is not None:
             self.bar.close()
 
@@ -457,6 +466,7 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
                             config.train.seed, config.train.shuffle)
     meter = WindowMeter(flop_model(model, model_config), device_peak_flops(), plan.world_size)
     stop = StopRequest(run.stop_file)
+    progress = ProgressBar()
     is_main = args.process_index == 0
     if is_main:
         for reason in skipped:
@@ -473,13 +483,16 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         data_collator=PackedCollator(pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                                      else tokenizer.eos_token_id, flatten=choices.flatten_rows),
         processing_class=tokenizer,  # saved with each checkpoint, for gather and infer
-        callbacks=[RunCallback(run, stop, meter, config, info), ProgressBar(), *tensorboard(config, run, is_main),
+        callbacks=[RunCallback(run, stop, meter, config, info), progress, *tensorboard(config, run, is_main),
                    *callbacks],
         meter=meter,
     )
     trainer.remove_callback(ProgressCallback)
     with stop.signals_caught():
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        finally:
+            progress.close()
     latest = run.latest_checkpoint()
     if is_main:
         state = "DONE" if trainer.state.global_step >= config.train.max_steps else "stopped, resumable"
@@ -517,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*is deprecated", category=FutureWarning)
     try:
         train(load_config(args.config, args.overrides))
-    except (SetupError, ConfigError, CheckpointError) as e:
+    except InputError as e:  # SetupError and ConfigError are InputErrors
         print(f"fcdist train: error: {e}", file=sys.stderr)
         return 1
     leave_process_group()
