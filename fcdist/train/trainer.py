@@ -58,8 +58,9 @@ from fcdist.train.model import (Choices, Runtime, SetupError, check_document_iso
 CHECKPOINT_INFO = "fcdist_checkpoint.json"
 # Settings a resumed run must share with its checkpoint, or rows would be trained twice or skipped
 RESUME_KEYS = ("global_batch_size", "seed", "shuffle", "packed_fingerprint", "lora")
-# train.max_steps may change on resume (extend a run, or end it sooner): warmup and decay are recomputed for the
-# new max_steps, since the scheduler's saved state keeps only the step and the base learning rate.
+# train.max_steps may change on resume (extend a run, or end it sooner): the scheduler's saved state keeps only
+# the step and the base learning rate, so warmup and decay are recomputed for the new max_steps. The first resumed
+# step still runs at the rate the checkpoint's schedule set for it; metrics.jsonl shows each step's rate.
 
 
 # ---------------------------------------------------------------- batch plan

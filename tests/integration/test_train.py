@@ -29,6 +29,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from fcdist.config import load_config, save_resolved
 from fcdist.preprocess import shards
 from fcdist.preprocess.fingerprint import fingerprint_components, fingerprint_hash
+from fcdist.train.lock import acquire
 from fcdist.train.metrics import read_metrics
 from fcdist.train.model import SetupError
 from fcdist.train.trainer import CHECKPOINT_INFO, RunFolder, main, train
@@ -184,6 +185,38 @@ def test_full_finetuning_saves_the_whole_model(job, tiny_model_dir):
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     changed = [name for name, p in trained.named_parameters() if not torch.equal(p, base.get_parameter(name))]
     assert "model.layers.0.self_attn.qkv_proj.weight" in changed and not (final / "adapter_config.json").exists()
+
+
+def test_a_resume_with_a_changed_learning_rate_is_refused_and_config_yaml_keeps_what_ran(job, tmp_path, capsys):
+    config = job("relearn", "train.max_steps=4", "train.save_steps=2")
+    run = RunFolder(config.run_dir)
+    assert train(config, callbacks=[CreateStopFileAt(1, run.stop_file)]) == run.checkpoints / "step-2"
+    job_file = str(save_resolved(config, tmp_path / "job.yaml"))
+    capsys.readouterr()
+
+    assert main(["--config", job_file, "train.learning_rate=0.05", "lora.alpha=8"]) == 1
+    error = capsys.readouterr().err
+    assert "train.learning_rate (checkpoint: 0.005, now: 0.05)" in error and "lora.alpha (checkpoint: 32, now: 8)" in error
+    assert len(error.strip().splitlines()) == 1
+    assert load_config(config.run_dir / "config.yaml").train.learning_rate == 0.005  # still what ran
+
+    # train.max_steps may change: the first resumed step runs at the rate the checkpoint set for it (the
+    # 4-step schedule's), the later ones on the schedule recomputed for the new end (linear decay to 0 at step 6).
+    assert main(["--config", job_file, "train.max_steps=6"]) == 0
+    lines = read_metrics(run.metrics)
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6] and run.done_file.is_file()
+    assert [line["learning_rate"] for line in lines[2:]] == pytest.approx([0.005 * 2 / 3] + [0.005 * (6 - s) / 5 for s in (3, 4, 5)])
+    assert load_config(config.run_dir / "config.yaml").train.max_steps == 6
+
+
+def test_a_second_train_on_a_held_run_folder_is_refused_naming_the_holder(job, tmp_path, capsys):
+    config = job("held")
+    job_file = str(save_resolved(config, tmp_path / "job.yaml"))
+    with acquire(config.run_dir):  # the first job, alive on this host
+        assert main(["--config", job_file]) == 1
+    error = capsys.readouterr().err
+    assert f"host {socket.gethostname()}, pid {os.getpid()}" in error and str(config.run_dir / "LOCK") in error
+    assert not (config.run_dir / "config.yaml").exists() and not (config.run_dir / "LOCK").exists()
 
 
 # ---------------------------------------------------------------- two processes, as users launch them
