@@ -81,13 +81,18 @@ def read_holder(path: Path) -> dict | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs on this host; a zombie (killed, not yet reaped by its new parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux), or it exited meanwhile: os.kill's answer stands
         return True
-    return True
+    return state != "Z"
 
 
 def dead_reason(path: Path, holder: dict) -> str | None:

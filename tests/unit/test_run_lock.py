@@ -70,3 +70,13 @@ def test_the_holder_renews_its_heartbeat(tmp_path, monkeypatch):
         os.utime(held.path, (0, 0))
         time.sleep(0.5)
         assert time.time() - held.path.stat().st_mtime < 5
+
+
+def test_a_zombie_holder_counts_as_dead(tmp_path):
+    """A killed worker whose new parent has not reaped it yet still has a pid, but no longer trains."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    time.sleep(1.0)  # exited, not waited for: a zombie until zombie.wait()
+    try:
+        assert not lock.pid_alive(zombie.pid) and lock.pid_alive(os.getpid())
+    finally:
+        zombie.wait()
