@@ -53,6 +53,7 @@ from fcdist.errors import InputError
 from fcdist.preprocess.shards import check_manifest, load_tokenizer
 from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
+from fcdist.train.lock import acquire, is_main_process
 from fcdist.train.model import (Choices, Runtime, SetupError, check_document_isolation, detect_runtime,
                                 load_model, parameter_counts, resolve_choices)
 from fcdist.train.saving import disk_full_reported
@@ -60,6 +61,9 @@ from fcdist.train.saving import disk_full_reported
 CHECKPOINT_INFO = "fcdist_checkpoint.json"
 # Settings a resumed run must share with its checkpoint, or rows would be trained twice or skipped
 RESUME_KEYS = ("global_batch_size", "seed", "shuffle", "packed_fingerprint", "lora")
+# train.max_steps may change on resume (extend a run, or end it sooner): the scheduler's saved state keeps only
+# the step and the base learning rate, so warmup and decay are recomputed for the new max_steps. The first resumed
+# step still runs at the rate the checkpoint's schedule set for it; metrics.jsonl shows each step's rate.
 
 
 # ---------------------------------------------------------------- batch plan
@@ -397,7 +401,25 @@ def training_arguments(config: JobConfig, plan: BatchPlan, choices: Choices, run
     )
 
 
-def run_info(config: JobConfig, plan: BatchPlan, runtime: Runtime, manifest: dict) -> dict:
+def math_settings(config: JobConfig, choices: Choices) -> dict:
+    """The settings, by config key, that change what a step computes. A resumed run must keep them: the
+    checkpoint's optimizer and scheduler states (the base learning rate among them) would silently win over
+    new values, or the curve would mix two setups. The data is covered by the packed fingerprint."""
+    t, lora, quant = config.train, config.lora, config.quant
+    settings = {"train.learning_rate": t.learning_rate, "train.lr_scheduler": t.lr_scheduler,
+                "train.warmup_ratio": t.warmup_ratio, "train.optimizer": t.optimizer,
+                "train.weight_decay": t.weight_decay, "train.max_grad_norm": t.max_grad_norm,
+                "model.dtype": choices.dtype, "quant.load_in_4bit": quant.load_in_4bit}
+    if lora.enabled:
+        settings.update({"lora.r": lora.r, "lora.alpha": lora.alpha, "lora.dropout": lora.dropout,
+                         "lora.target_modules": lora.target_modules})
+    if quant.load_in_4bit:
+        settings.update({"quant.quant_type": quant.quant_type, "quant.double_quant": quant.double_quant,
+                         "quant.quant_storage": quant.quant_storage})
+    return settings
+
+
+def run_info(config: JobConfig, plan: BatchPlan, runtime: Runtime, manifest: dict, choices: Choices) -> dict:
     """What a checkpoint and the run manifest record about how the run was made."""
     return {
         "max_steps": config.train.max_steps,
@@ -411,17 +433,22 @@ def run_info(config: JobConfig, plan: BatchPlan, runtime: Runtime, manifest: dic
         "seed": config.train.seed,
         "shuffle": config.train.shuffle,
         "packed_fingerprint": manifest["fingerprint"],
+        "settings": math_settings(config, choices),
     }
 
 
 def check_resumable(checkpoint: Path, info: dict) -> None:
+    """Refuse a resume whose settings differ from the checkpoint's, naming every differing key. Every
+    checkpoint that passes its file check records them: both arrived in the same fcdist version."""
     saved = json.loads((checkpoint / CHECKPOINT_INFO).read_text())
     keys = RESUME_KEYS + (("world_size",) if info["deepspeed_zero_stage"] else ())  # ZeRO shards are per rank
-    differing = [key for key in keys if saved.get(key) != info[key]]
+    then = {**{key: saved.get(key) for key in keys}, **saved.get("settings", {})}
+    now = {**{key: info[key] for key in keys}, **info["settings"]}
+    differing = [key for key in now | then if then.get(key) != now.get(key)]
     if differing:
-        detail = ", ".join(f"{key} (checkpoint: {saved.get(key)!r}, now: {info[key]!r})" for key in differing)
+        detail = ", ".join(f"{key} (checkpoint: {then.get(key)!r}, now: {now.get(key)!r})" for key in differing)
         raise SetupError(f"{checkpoint} cannot be resumed with these settings: {detail}; "
-                         "restore them or train under a new output.name")
+                         "restore them (train.max_steps may change) or train under a new output.name")
 
 
 def flop_model(model, model_config) -> FlopModel:
@@ -434,13 +461,20 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
 
     ``callbacks`` are extra Trainer callbacks (tests use one to stop a run at a chosen step).
     """
-    from transformers import AutoConfig, set_seed
-
     run = RunFolder(config.run_dir)
     if run.done_file.is_file():
         final = config.run_dir / run.done_file.read_text().strip()
         print(f"{config.run_dir} is DONE (final checkpoint {final}); remove {run.done_file} to train it further")
         return final
+    if not is_main_process():  # the job's rank 0 holds the run's lock for all its ranks
+        return train_locked(config, run, callbacks)
+    with acquire(config.run_dir):
+        return train_locked(config, run, callbacks)
+
+
+def train_locked(config: JobConfig, run: RunFolder, callbacks: Sequence[TrainerCallback]) -> Path:
+    """``train`` once the run folder is this job's."""
+    from transformers import AutoConfig, set_seed
 
     runtime = detect_runtime()
     plan = plan_batches(config.train, runtime.world_size)
@@ -450,7 +484,7 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         manifest = check_manifest(config, tokenizer)
     except (FileNotFoundError, ValueError) as e:
         raise SetupError(str(e)) from e
-    info = run_info(config, plan, runtime, manifest)
+    info = run_info(config, plan, runtime, manifest, choices)
     # Resuming unpickles the Trainer's and DeepSpeed's states: the run folder is trusted as this job's own.
     resume_from, skipped = resumable_checkpoint(run.checkpoints, config.train.resume_fallback)
     if resume_from is not None:

@@ -29,6 +29,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from fcdist.config import load_config, save_resolved
 from fcdist.preprocess import shards
 from fcdist.preprocess.fingerprint import fingerprint_components, fingerprint_hash
+from fcdist.train.lock import acquire
 from fcdist.train.metrics import read_metrics
 from fcdist.train.model import SetupError
 from fcdist.train.trainer import CHECKPOINT_INFO, RunFolder, main, train
@@ -209,6 +210,38 @@ def test_full_finetuning_saves_the_whole_model(job, tiny_model_dir):
     assert "model.layers.0.self_attn.qkv_proj.weight" in changed and not (final / "adapter_config.json").exists()
 
 
+def test_a_resume_with_a_changed_learning_rate_is_refused_and_config_yaml_keeps_what_ran(job, tmp_path, capsys):
+    config = job("relearn", "train.max_steps=4", "train.save_steps=2")
+    run = RunFolder(config.run_dir)
+    assert train(config, callbacks=[CreateStopFileAt(1, run.stop_file)]) == run.checkpoints / "step-2"
+    job_file = str(save_resolved(config, tmp_path / "job.yaml"))
+    capsys.readouterr()
+
+    assert main(["--config", job_file, "train.learning_rate=0.05", "lora.alpha=8"]) == 1
+    error = capsys.readouterr().err
+    assert "train.learning_rate (checkpoint: 0.005, now: 0.05)" in error and "lora.alpha (checkpoint: 32, now: 8)" in error
+    assert len(error.strip().splitlines()) == 1
+    assert load_config(config.run_dir / "config.yaml").train.learning_rate == 0.005  # still what ran
+
+    # train.max_steps may change: the first resumed step runs at the rate the checkpoint set for it (the
+    # 4-step schedule's), the later ones on the schedule recomputed for the new end (linear decay to 0 at step 6).
+    assert main(["--config", job_file, "train.max_steps=6"]) == 0
+    lines = read_metrics(run.metrics)
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6] and run.done_file.is_file()
+    assert [line["learning_rate"] for line in lines[2:]] == pytest.approx([0.005 * 2 / 3] + [0.005 * (6 - s) / 5 for s in (3, 4, 5)])
+    assert load_config(config.run_dir / "config.yaml").train.max_steps == 6
+
+
+def test_a_second_train_on_a_held_run_folder_is_refused_naming_the_holder(job, tmp_path, capsys):
+    config = job("held")
+    job_file = str(save_resolved(config, tmp_path / "job.yaml"))
+    with acquire(config.run_dir):  # the first job, alive on this host
+        assert main(["--config", job_file]) == 1
+    error = capsys.readouterr().err
+    assert f"host {socket.gethostname()}, pid {os.getpid()}" in error and str(config.run_dir / "LOCK") in error
+    assert not (config.run_dir / "config.yaml").exists() and not (config.run_dir / "LOCK").exists()
+
+
 # ---------------------------------------------------------------- two processes, as users launch them
 
 
@@ -218,12 +251,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch_command(accelerate_config: str, config, log: Path) -> list[str]:
+    config_file = save_resolved(config, log.with_suffix(".yaml"))
+    return [str(Path(sys.executable).parent / "accelerate"), "launch",
+            "--config_file", f"configs/accelerate/{accelerate_config}.yaml", "--num_processes", "2",
+            "--main_process_port", str(free_port()), "launch/train.py", "--config", str(config_file)]
+
+
 def launch(accelerate_config: str, config, log: Path, on_progress=None) -> int:
     """``accelerate launch`` 2 processes; ``on_progress(proc, logged_steps)`` is called while it runs."""
-    config_file = save_resolved(config, log.with_suffix(".yaml"))
-    command = [str(Path(sys.executable).parent / "accelerate"), "launch",
-               "--config_file", f"configs/accelerate/{accelerate_config}.yaml", "--num_processes", "2",
-               "--main_process_port", str(free_port()), "launch/train.py", "--config", str(config_file)]
+    command = launch_command(accelerate_config, config, log)
     metrics = config.run_dir / "metrics.jsonl"
     with open(log, "w") as out:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -299,3 +336,46 @@ def test_a_signal_to_one_worker_stops_all_ranks_at_one_step(job, tmp_path):
     launch("cpu_multiprocess", config, tmp_path / "resumed.log")
     assert run.done_file.is_file() and [line["step"] for line in read_metrics(run.metrics)][-3:] == [step, step + 1, step + 2]
     assert os.path.exists(run.checkpoints / f"step-{step + 2}")
+
+
+def still_running(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+@pytest.mark.slow
+def test_killing_the_launcher_kills_its_workers(job, tmp_path):
+    """`accelerate launch`'s process group killed (SIGKILL) mid-run: both workers die with it, within seconds."""
+    config = job("orphans", "train.max_steps=300", "train.save_steps=100")
+    log = tmp_path / "orphans.log"
+    command = launch_command("cpu_multiprocess", config, log)
+    workers = []
+    with open(log, "w") as out:
+        launcher = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+        while len(read_metrics(config.run_dir / "metrics.jsonl")) < 2:  # both workers are training
+            assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        workers = [c for c in psutil.Process(launcher.pid).children(recursive=True) if "launch/train.py" in c.cmdline()]
+        assert len(workers) == 2
+        os.killpg(launcher.pid, signal.SIGKILL)  # the launcher's group; torchrun put each worker in its own session
+        launcher.wait()
+        deadline = time.monotonic() + 10
+        while still_running(workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not still_running(workers), "workers outlived their launcher"
+    finally:  # never leave orphans training on the test machine
+        for worker in still_running(workers):
+            worker.kill()
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    # Rank 0 died holding the run's lock; a restart on this host takes it over at once (its pid is gone).
+    assert json.loads((config.run_dir / "LOCK").read_text())["pid"] in {w.pid for w in workers}
+    acquire(config.run_dir).release()
