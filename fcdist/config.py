@@ -138,6 +138,12 @@ class DistributedConfig:
     """Accelerate launch config the SLURM templates and submitit use (configs/accelerate/*.yaml)."""
     timeout_minutes: int = 30
     """Collective timeout before a stuck rank fails the job instead of hanging it."""
+    hang_step_multiple: float = 10.0
+    """A rank with no completed step for this many median step times is hung: every rank's stack is written and the job exits 3."""
+    hang_min_seconds: float = 300.0
+    """Never call a rank hung sooner than this after its last completed step (guards fast steps against jitter)."""
+    hang_startup_minutes: float = 20.0
+    """The hang limit before the first step, during a checkpoint save and after the last one (loading, compiling, writing)."""
 
 
 @dataclass
@@ -318,6 +324,8 @@ def validate(config: JobConfig, where: str = "config") -> None:
     need(config.lora.enabled or not config.quant.load_in_4bit, "lora.enabled",
          "is false (full fine-tuning) but quant.load_in_4bit is true: 4-bit weights cannot be trained; set quant.load_in_4bit=false")
     need(config.lora.r >= 1, "lora.r", "must be at least 1")
+    for key in ("hang_step_multiple", "hang_min_seconds", "hang_startup_minutes"):
+        need(getattr(config.distributed, key) > 0, f"distributed.{key}", "must be positive")
     need("/" not in config.output.name and config.output.name not in ("", ".", ".."), "output.name", "must be a plain folder name")
 
 

@@ -15,6 +15,7 @@ it lacks: a fixed global batch whatever the world size, packed rows kept apart, 
     runs/<name>/checkpoints/latest         the name of the newest complete one, e.g. "step-40"
     runs/<name>/checkpoints/.incomplete/   where the Trainer writes a checkpoint before it is renamed
     runs/<name>/STOP                       create it to stop at the next step, saved and resumable
+    runs/<name>/hang-<T>/rank-<r>.txt      every rank's stack when one stopped making progress (watchdog.py)
     runs/<name>/manifest.json, loss.png, DONE   written when training reaches train.max_steps
 
 A step folder holds what the Trainer saves plus ``fcdist_checkpoint.json``. With LoRA that is the PEFT
@@ -53,6 +54,7 @@ from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
 from fcdist.train.model import (Choices, Runtime, SetupError, check_document_isolation, detect_runtime,
                                 load_model, parameter_counts, resolve_choices)
+from fcdist.train.watchdog import HangWatchdog
 
 CHECKPOINT_INFO = "fcdist_checkpoint.json"
 # Settings a resumed run must share with its checkpoint, or rows would be trained twice or skipped
@@ -460,6 +462,7 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     meter = WindowMeter(flop_model(model, model_config), device_peak_flops(), plan.world_size)
     stop = StopRequest(run.stop_file)
     is_main = args.process_index == 0
+    watchdog = HangWatchdog(run.root, config.distributed, args.process_index, args.world_size)
     if is_main:
         print(f"fcdist train: {config.run_dir}: {plan.world_size} process(es) x micro-batch {plan.micro_batch} x "
               f"{plan.accumulation} accumulation = {plan.global_batch} rows/step, {choices.dtype}, "
@@ -473,12 +476,12 @@ def train(config: JobConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         data_collator=PackedCollator(pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                                      else tokenizer.eos_token_id, flatten=choices.flatten_rows),
         processing_class=tokenizer,  # saved with each checkpoint, for gather and infer
-        callbacks=[RunCallback(run, stop, meter, config, info), ProgressBar(), *tensorboard(config, run, is_main),
+        callbacks=[RunCallback(run, stop, meter, config, info), watchdog, ProgressBar(), *tensorboard(config, run, is_main),
                    *callbacks],
         meter=meter,
     )
     trainer.remove_callback(ProgressCallback)
-    with stop.signals_caught():
+    with stop.signals_caught(), watchdog:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     latest = run.latest_checkpoint()
     if is_main:

@@ -1,0 +1,57 @@
+"""No silent hang: with one of two ranks stalled, the watchdog ends the job long before the collective
+timeout, with every rank's stack written (`accelerate launch`, two CPU processes, gloo)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fcdist.config import save_resolved
+from fcdist.preprocess import shards
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOOR_S = 5  # distributed.hang_min_seconds: tiny CPU steps take well under a second
+# The watchdog fires FLOOR_S after the last step (polled each second), then waits for the other rank's file;
+# the launcher then stops the other worker.
+END_WITHIN_S = FLOOR_S + 25
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_stalled_rank_ends_the_job_with_every_ranks_stack(tiny_config_factory, tmp_path):
+    config = tiny_config_factory(
+        "output.name=stalled", "data.max_length=256", "data.overlong=drop", "data.num_shards=1",
+        "train.global_batch_size=4", "train.logging_steps=1", "train.max_steps=50", "train.save_steps=100",
+        "distributed.timeout_minutes=30", f"distributed.hang_min_seconds={FLOOR_S}",
+        "distributed.hang_startup_minutes=3")  # covers start-up on a busy 2-core machine
+    tokenizer = shards.load_tokenizer(config)
+    shards.preprocess_shard(config, 0, 1, tokenizer)
+    shards.write_manifest(config, 1, tokenizer)
+    command = [str(Path(sys.executable).parent / "accelerate"), "launch",
+               "--config_file", "configs/accelerate/cpu_multiprocess.yaml", "--num_processes", "2",
+               "--main_process_port", str(free_port()), "tests/helpers/stall_train.py",
+               str(save_resolved(config, tmp_path / "config.yaml"))]
+    log = tmp_path / "hang.log"
+    with open(log, "w") as out:
+        proc = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=600)
+    ended = time.time()
+    text = log.read_text()
+
+    assert proc.returncode != 0, text[-3000:]
+    stalled_at = float((config.run_dir / "stalled-at").read_text())
+    assert ended - stalled_at < END_WITHIN_S, f"the job took {ended - stalled_at:.0f} s to end after the stall"
+    (folder,) = config.run_dir.glob("hang-*")
+    assert sorted(p.name for p in folder.iterdir()) == ["rank-0.txt", "rank-1.txt"]
+    assert "in stall_forever" in (folder / "rank-1.txt").read_text()  # the stalled rank says where it is
+    assert "in stall_forever" not in (folder / "rank-0.txt").read_text()
+    assert "made no progress for" in text and f"stacks in {folder}/; exiting" in text, text[-3000:]
