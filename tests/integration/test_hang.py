@@ -3,6 +3,8 @@ timeout, with every rank's stack written (`accelerate launch`, two CPU processes
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +21,7 @@ FLOOR_S = 5  # distributed.hang_min_seconds: tiny CPU steps take well under a se
 # The watchdog fires FLOOR_S after the last step (polled each second), then waits for the other rank's file;
 # the launcher then stops the other worker.
 END_WITHIN_S = FLOOR_S + 25
+LAUNCH_TIMEOUT_S = 420  # start-up limit (3 min) + the above, with room; the collective timeout is 30 min
 
 
 def free_port() -> int:
@@ -43,7 +46,13 @@ def test_a_stalled_rank_ends_the_job_with_every_ranks_stack(tiny_config_factory,
                str(save_resolved(config, tmp_path / "config.yaml"))]
     log = tmp_path / "hang.log"
     with open(log, "w") as out:
-        proc = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=600)
+        # Its own session, so that on a timeout (a hang the watchdog missed) the workers go with the launcher.
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=LAUNCH_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"the job still ran after {LAUNCH_TIMEOUT_S} s: the hang was not caught; log: {log}")
     ended = time.time()
     text = log.read_text()
 
