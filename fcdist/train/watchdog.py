@@ -28,7 +28,6 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable
 
 from transformers import TrainerCallback
 
@@ -101,9 +100,8 @@ class HangWatchdog(TrainerCallback):
     an exception is never killed later.
     """
 
-    def __init__(self, run_dir: Path, config: DistributedConfig, rank: int, world_size: int,
-                 clock: Callable[[], float] = time.monotonic):
-        self.run_dir, self.rank, self.world_size, self.clock = run_dir, rank, world_size, clock
+    def __init__(self, run_dir: Path, config: DistributedConfig, rank: int, world_size: int):
+        self.run_dir, self.rank, self.world_size = run_dir, rank, world_size
         self.rule = HangRule(config.hang_step_multiple, config.hang_min_seconds, config.hang_startup_minutes * 60)
         self.folder = run_dir / "hang"  # named for real on entering
         self.stopped = threading.Event()
@@ -113,7 +111,7 @@ class HangWatchdog(TrainerCallback):
         from fcdist.train.trainer import broadcast_from_main  # the trainer imports this module
 
         self.folder = self.run_dir / f"hang-{broadcast_from_main(time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()))}"
-        self.rule.began(self.clock())
+        self.rule.began(time.monotonic())
         threading.Thread(target=self._watch, name="fcdist-hang-watchdog", daemon=True).start()
         # Its own thread: on a dead file system this look blocks, and the clock must still be watched.
         threading.Thread(target=self._watch_peers, name="fcdist-hang-peers", daemon=True).start()
@@ -124,14 +122,14 @@ class HangWatchdog(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         # Runs after RunCallback's: its stop request may have asked for a save.
-        self.rule.step_done(self.clock(), saving=control.should_save)
+        self.rule.step_done(time.monotonic(), saving=control.should_save)
 
     def on_save(self, args, state, control, **kwargs):
-        self.rule.saved(self.clock(), last=control.should_training_stop)
+        self.rule.saved(time.monotonic(), last=control.should_training_stop)
 
     def _watch(self) -> None:
         while not self.stopped.wait(POLL_SECONDS):
-            reason = self.rule.overdue(self.clock())
+            reason = self.rule.overdue(time.monotonic())
             if reason is None and self.peer_fired.is_set():
                 reason = "stopped with the job: another rank found it hung"
             if reason is not None and not self.stopped.is_set():
