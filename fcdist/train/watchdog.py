@@ -113,7 +113,7 @@ class HangWatchdog(TrainerCallback):
         self.folder = self.run_dir / f"hang-{broadcast_from_main(time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()))}"
         self.rule.began(time.monotonic())
         threading.Thread(target=self._watch, name="fcdist-hang-watchdog", daemon=True).start()
-        # Its own thread: on a dead file system this look blocks, and the clock must still be watched.
+        # Its own thread: on a dead file system looking at the folder blocks, and the clock must still be watched.
         threading.Thread(target=self._watch_peers, name="fcdist-hang-peers", daemon=True).start()
         return self
 
@@ -121,7 +121,7 @@ class HangWatchdog(TrainerCallback):
         self.stopped.set()
 
     def on_step_end(self, args, state, control, **kwargs):
-        # Runs after RunCallback's: its stop request may have asked for a save.
+        # Listed after RunCallback, whose stop request may have asked for a save.
         self.rule.step_done(time.monotonic(), saving=control.should_save)
 
     def on_save(self, args, state, control, **kwargs):

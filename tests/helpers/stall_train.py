@@ -1,6 +1,6 @@
 """``launch/train.py`` with rank 1 stalled after step 3, for tests/integration/test_hang.py:
 
-    accelerate launch ... tests/helpers/stall_train.py CONFIG.yaml
+    accelerate launch ... tests/helpers/stall_train.py --config CONFIG.yaml
 
 The stall is a test callback given to ``train(callbacks=...)``, so production code has no test hook. It
 writes the time it began to ``<run>/stalled-at`` so the test can measure how long the job took to end.
@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from transformers import TrainerCallback  # noqa: E402
 
 from fcdist.config import load_config  # noqa: E402
-from fcdist.train.trainer import train  # noqa: E402
+from fcdist.train.trainer import build_parser, train  # noqa: E402
 
 STALLED_RANK, STALLED_STEP = 1, 3
 
@@ -37,5 +37,6 @@ class StallOneRank(TrainerCallback):
 
 
 if __name__ == "__main__":
-    config = load_config(sys.argv[1])
+    args = build_parser().parse_args()
+    config = load_config(args.config, args.overrides)
     train(config, callbacks=[StallOneRank(config.run_dir)])
