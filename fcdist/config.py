@@ -144,6 +144,12 @@ class DistributedConfig:
     """Accelerate launch config the SLURM templates and submitit use (configs/accelerate/*.yaml)."""
     timeout_minutes: int = 30
     """Collective timeout before a stuck rank fails the job instead of hanging it."""
+    hang_step_multiple: float = 10.0
+    """A rank with no completed step for this many median step times is hung: every rank's stack is written and the job exits 3."""
+    hang_min_seconds: float = 300.0
+    """Never call a rank hung sooner than this after its last completed step (guards fast steps against jitter)."""
+    hang_startup_minutes: float = 20.0
+    """The hang limit before the first step, during a checkpoint save and after the last one (loading, compiling, writing)."""
 
 
 @dataclass
@@ -368,6 +374,8 @@ def validate(config: JobConfig, where: str = "config") -> None:
     need(config.infer.batch_size >= 1, "infer.batch_size", "must be at least 1")
     need(config.infer.max_new_tokens >= 1, "infer.max_new_tokens", "must be at least 1")
     need(d.num_proc >= 0, "data.num_proc", "must be 0 (all cores) or positive")
+    for key in ("hang_step_multiple", "hang_min_seconds", "hang_startup_minutes"):
+        need(getattr(config.distributed, key) > 0, f"distributed.{key}", "must be positive")
     need("/" not in config.output.name and config.output.name not in ("", ".", ".."), "output.name", "must be a plain folder name")
 
 

@@ -15,6 +15,7 @@ it lacks: a fixed global batch whatever the world size, packed rows kept apart, 
     runs/<name>/checkpoints/latest         the name of the newest complete one, e.g. "step-40"
     runs/<name>/checkpoints/.incomplete/   where the Trainer writes a checkpoint before it is renamed
     runs/<name>/STOP                       create it to stop at the next step, saved and resumable
+    runs/<name>/hang-<T>/rank-<r>.txt      every rank's stack when one stopped making progress (watchdog.py)
     runs/<name>/manifest.json, loss.png, DONE   written when training reaches train.max_steps
 
 A step folder holds what the Trainer saves plus ``fcdist_checkpoint.json`` and ``fcdist_files.json``
@@ -57,6 +58,7 @@ from fcdist.train.lock import acquire, is_main_process
 from fcdist.train.model import (Choices, Runtime, SetupError, check_document_isolation, detect_runtime,
                                 load_model, parameter_counts, resolve_choices)
 from fcdist.train.saving import disk_full_reported
+from fcdist.train.watchdog import HangWatchdog
 
 CHECKPOINT_INFO = "fcdist_checkpoint.json"
 # Settings a resumed run must share with its checkpoint, or rows would be trained twice or skipped
@@ -502,6 +504,7 @@ def train_locked(config: JobConfig, run: RunFolder, callbacks: Sequence[TrainerC
     stop = StopRequest(run.stop_file)
     progress = ProgressBar()
     is_main = args.process_index == 0
+    watchdog = HangWatchdog(run.root, config.distributed, args.process_index, args.world_size)
     if is_main:
         for reason in skipped:
             print(f"fcdist train: skipping an incomplete checkpoint (train.resume_fallback): {reason}")
@@ -517,12 +520,12 @@ def train_locked(config: JobConfig, run: RunFolder, callbacks: Sequence[TrainerC
         data_collator=PackedCollator(pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                                      else tokenizer.eos_token_id, flatten=choices.flatten_rows),
         processing_class=tokenizer,  # saved with each checkpoint, for gather and infer
-        callbacks=[RunCallback(run, stop, meter, config, info), progress, *tensorboard(config, run, is_main),
+        callbacks=[RunCallback(run, stop, meter, config, info), watchdog, progress, *tensorboard(config, run, is_main),
                    *callbacks],
         meter=meter,
     )
     trainer.remove_callback(ProgressCallback)
-    with stop.signals_caught():
+    with stop.signals_caught(), watchdog:
         try:
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         finally:
