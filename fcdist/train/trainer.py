@@ -49,6 +49,7 @@ from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from fcdist.atomic import write_text_atomic
+from fcdist.checkpoints import read_latest_pointer, resumable_checkpoint, write_file_manifest
 from fcdist.config import JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
 from fcdist.errors import InputError
 from fcdist.preprocess.shards import check_manifest, load_tokenizer

@@ -89,16 +89,17 @@ def test_resume_names_every_changed_setting_and_accepts_a_new_max_steps(tmp_path
     info = {"global_batch_size": 8, "seed": 1, "shuffle": True, "packed_fingerprint": "f", "lora": True,
             "deepspeed_zero_stage": 0, "max_steps": 10, "settings": settings}
     (tmp_path / CHECKPOINT_INFO).write_text(json.dumps(info))
-    assert check_resumable(tmp_path, {**info, "max_steps": 20}) == []
+    check_resumable(tmp_path, {**info, "max_steps": 20})
     changed = {**settings, "train.learning_rate": 0.05, "lora.alpha": 16}
     with pytest.raises(SetupError, match=r"train\.learning_rate \(checkpoint: 0\.001, now: 0\.05\), "
                                          r"lora\.alpha \(checkpoint: 32, now: 16\)"):
         check_resumable(tmp_path, {**info, "settings": changed})
     with pytest.raises(SetupError, match=r"quant\.quant_type \(checkpoint: None, now: 'nf4'\)"):
         check_resumable(tmp_path, {**info, "settings": {**settings, "quant.quant_type": "nf4"}})
-    # A checkpoint from before settings were recorded: accepted, the unchecked keys returned to be named.
+    # A checkpoint that records no settings differs in every one (its file check would refuse it first).
     (tmp_path / CHECKPOINT_INFO).write_text(json.dumps({k: v for k, v in info.items() if k != "settings"}))
-    assert check_resumable(tmp_path, info) == list(settings)
+    with pytest.raises(SetupError, match=r"train\.learning_rate \(checkpoint: None, now: 0\.001\)"):
+        check_resumable(tmp_path, info)
 
 
 def test_stop_is_requested_by_file_or_signal(tmp_path):
