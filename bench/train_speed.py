@@ -79,6 +79,14 @@ RUNS = [  # in order of priority: the budget skips the last ones
                               "train.torch_compile=true"], 3.8,
         "+15%: the LoRA branch's elementwise work (dropout, scale, add, casts) fused; without Liger Kernel, whose "
         "kernels under compile hit an illegal memory access on the H200", "shipped-512"),
+    Run("copy-mb30-compile", ["train.micro_batch_size=30", "train.gradient_checkpointing=false", *COPY,
+                              "train.torch_compile=true"], 3.2, "compiled copy-mb20 (3.07x) +4% from larger matmuls",
+        "shipped-512"),
+    Run("bf16-mb20-compile", ["train.micro_batch_size=20", "train.gradient_checkpointing=false", *BF16,
+                              "train.torch_compile=true"], 3.3, "compiled, with bf16 outputs (no fp32 residual casts)",
+        "bf16-plain"),
+    Run("copy-ckpt-mb30-compile", ["train.micro_batch_size=30", *COPY, "train.torch_compile=true"], 2.4,
+        "memory mode: checkpointing costs a third more compute than copy-mb20-compile", "shipped-512"),
     Run("copy-mb20-nodrop", ["train.micro_batch_size=20", *FAST, *COPY, "lora.dropout=0"], 3.7,
         "+10%: PEFT skips dropout at 0, no masked copy of four inputs per layer (changes the math)", ""),
 ]
