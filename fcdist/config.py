@@ -100,6 +100,8 @@ class LoraConfig:
 class TrainConfig:
     global_batch_size: int = 60
     """Rows per optimizer step over all ranks; micro-batch x accumulation x world size must equal it."""
+    tune: Literal["auto", "manual"] = "manual"
+    """auto: on a GPU, choose micro_batch_size, gradient_checkpointing, torch_compile, liger_kernel and quant.dequantized_copy from its memory and print why (fcdist/train/tune.py); manual: use them as set."""
     micro_batch_size: int = 0
     """Rows per forward pass per rank; 0 = the largest divisor of the per-rank batch not above max_micro_batch."""
     max_micro_batch: int = 8

@@ -58,6 +58,7 @@ from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metr
 from fcdist.train.lock import acquire, is_main_process
 from fcdist.train.model import (Choices, Runtime, SetupError, check_document_isolation, detect_runtime,
                                 load_model, parameter_counts, resolve_choices)
+from fcdist.train.tune import gpu_memory, tune
 from fcdist.train.saving import disk_full_reported
 from fcdist.train.watchdog import HangWatchdog
 
@@ -480,6 +481,10 @@ def train_locked(config: JobConfig, run: RunFolder, callbacks: Sequence[TrainerC
     from transformers import AutoConfig, set_seed
 
     runtime = detect_runtime()
+    model_config = AutoConfig.from_pretrained(config.model.name_or_path, revision=config.model.revision,
+                                              trust_remote_code=config.model.trust_remote_code)
+    config, tuning = tune(config, model_config, config.train.global_batch_size // runtime.world_size,
+                          runtime.zero_stage, runtime.liger, gpu_memory(runtime.gpu, runtime.device))
     plan = plan_batches(config.train, runtime.world_size)
     choices = resolve_choices(config, runtime)
     tokenizer = load_tokenizer(config)
@@ -492,8 +497,6 @@ def train_locked(config: JobConfig, run: RunFolder, callbacks: Sequence[TrainerC
     resume_from, skipped = resumable_checkpoint(run.checkpoints, config.train.resume_fallback)
     if resume_from is not None:
         check_resumable(resume_from, info)
-    model_config = AutoConfig.from_pretrained(config.model.name_or_path, revision=config.model.revision,
-                                              trust_remote_code=config.model.trust_remote_code)
     check_document_isolation(model_config, choices, runtime.device)  # before TrainingArguments: see its docstring
 
     args = training_arguments(config, plan, choices, runtime, run)
@@ -507,6 +510,8 @@ def train_locked(config: JobConfig, run: RunFolder, callbacks: Sequence[TrainerC
     is_main = args.process_index == 0
     watchdog = HangWatchdog(run.root, config.distributed, args.process_index, args.world_size)
     if is_main:
+        if tuning:
+            print(f"fcdist train: {tuning}")
         for reason in skipped:
             print(f"fcdist train: skipping an incomplete checkpoint (train.resume_fallback): {reason}")
         print(f"fcdist train: {config.run_dir}: {plan.world_size} process(es) x micro-batch {plan.micro_batch} x "
