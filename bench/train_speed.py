@@ -11,8 +11,9 @@ each run below in this one process and prints one table (also written as <out>.m
   dropout .05 on qkv_proj/o_proj/gate_up_proj/down_proj, adamw_8bit, batch 60 padded to the longest row
   (max length 512), reentrant gradient checkpointing, bf16, sdpa, loss on all tokens;
 - the fcdist runs: ``fcdist.train.trainer.train`` on configs/jobs/phi3-xlam-qlora.yaml with the seed's data
-  settings (max length 512, loss on all tokens) and rows packed to 512, plus each run's own overrides;
-  ``shipped-1280`` keeps the shipped config's own data settings (rows of 1280, loss on the calls).
+  settings (max length 512, loss on all tokens) and rows packed to 512, plus each run's own overrides, with
+  ``train.tune=manual`` except in the ``shipped-*`` runs (the shipped ``auto``); ``shipped-1280`` keeps the
+  shipped config's own data settings (rows of 1280, loss on the calls).
 
 Real tokens/s counts non-pad tokens over step wall time (data loading and optimizer included), median of
 steps 3..N; "x seed" divides by the seed's. MFU uses fcdist's FLOP model (6 x trainable + 4 x frozen
@@ -61,32 +62,36 @@ class Run:
 
 
 RUNS = [  # in order of priority: the budget skips the last ones
-    Run("shipped-512", [], 0.95, "the shipped settings (micro-batch 6, checkpointing, no fused kernels); measured 0.95x before"),
-    Run("bf16-plain", BF16, 1.2, "bf16 base, otherwise shipped: the reference for the bf16 runs"),
-    Run("shipped-1280", [], 0.95, "the shipped config as it is, rows of 1280 (its own row: not the seed's data)", data=[]),
-    Run("nf4-mb20", ["train.micro_batch_size=20", *FAST], 2.6, "measured 2.59x before", "shipped-512"),
+    Run("plain-512", [], 0.95, "the settings shipped before train.tune (micro-batch 6, checkpointing, no fused kernels): "
+        "the reference for the 4-bit runs; measured 0.95x before"),
+    Run("shipped-512", ["train.tune=auto"], 3.1, "the shipped config (train.tune=auto) at the seed's data settings: "
+        "on an H200 the compiled copy at micro-batch 30", "plain-512"),
+    Run("shipped-1280", ["train.tune=auto"], 3.1, "the shipped config as it is, rows of 1280 (its own row: not the seed's data)",
+        data=[]),
+    Run("bf16-plain", BF16, 1.2, "bf16 base, otherwise plain: the reference for the bf16 runs"),
+    Run("nf4-mb20", ["train.micro_batch_size=20", *FAST], 2.6, "measured 2.59x before", "plain-512"),
     Run("copy-mb20", ["train.micro_batch_size=20", *FAST, *COPY], 3.3,
-        "no dequantization per matmul nor PEFT's copy of each 4-bit output: about bf16 LoRA's 3.4x", "shipped-512"),
+        "no dequantization per matmul nor PEFT's copy of each 4-bit output: about bf16 LoRA's 3.4x", "plain-512"),
     Run("bf16-mb20", ["train.micro_batch_size=20", *FAST, *BF16], 3.4, "measured 3.41x before", "bf16-plain"),
     Run("copy-ckpt-mb60", ["train.micro_batch_size=60", "train.liger_kernel=true", *COPY], 2.4,
-        "memory mode without the three dequantizations per layer and step", "shipped-512"),
+        "memory mode without the three dequantizations per layer and step", "plain-512"),
     Run("nf4-ckpt-mb60", ["train.micro_batch_size=60", "train.liger_kernel=true"], 1.9,
-        "memory mode, measured 1.90x before", "shipped-512"),
-    Run("copy-mb30", ["train.micro_batch_size=30", *FAST, *COPY], 3.5, "+5% from larger matmuls", "shipped-512"),
+        "memory mode, measured 1.90x before", "plain-512"),
+    Run("copy-mb30", ["train.micro_batch_size=30", *FAST, *COPY], 3.5, "+5% from larger matmuls", "plain-512"),
     Run("copy-mb20-flex", ["train.micro_batch_size=20", *FAST, *COPY, "model.attn_implementation=flex_attention"], 3.4,
-        "+3%: block-sparse attention over the packed documents instead of sdpa with a dense mask", "shipped-512"),
+        "+3%: block-sparse attention over the packed documents instead of sdpa with a dense mask", "plain-512"),
     Run("copy-mb20-compile", ["train.micro_batch_size=20", "train.gradient_checkpointing=false", *COPY,
                               "train.torch_compile=true"], 3.8,
         "+15%: the LoRA branch's elementwise work (dropout, scale, add, casts) fused; without Liger Kernel, whose "
-        "kernels under compile hit an illegal memory access on the H200", "shipped-512"),
+        "kernels under compile hit an illegal memory access on the H200", "plain-512"),
     Run("copy-mb30-compile", ["train.micro_batch_size=30", "train.gradient_checkpointing=false", *COPY,
                               "train.torch_compile=true"], 3.2, "compiled copy-mb20 (3.07x) +4% from larger matmuls",
-        "shipped-512"),
+        "plain-512"),
     Run("bf16-mb20-compile", ["train.micro_batch_size=20", "train.gradient_checkpointing=false", *BF16,
                               "train.torch_compile=true"], 3.3, "compiled, with bf16 outputs (no fp32 residual casts)",
         "bf16-plain"),
     Run("copy-ckpt-mb30-compile", ["train.micro_batch_size=30", *COPY, "train.torch_compile=true"], 2.4,
-        "memory mode: checkpointing costs a third more compute than copy-mb20-compile", "shipped-512"),
+        "memory mode: checkpointing costs a third more compute than copy-mb20-compile", "plain-512"),
     Run("copy-mb20-nodrop", ["train.micro_batch_size=20", *FAST, *COPY, "lora.dropout=0"], 3.7,
         "+10%: PEFT skips dropout at 0, no masked copy of four inputs per layer (changes the math)", ""),
 ]
@@ -111,7 +116,8 @@ def fcdist_config(run: Run, model: Path, data: Path, work: Path, steps: int):
     from fcdist.config import load_config
 
     return load_config(SHIPPED, [
-        f"model.name_or_path={model}", f"data.source={data}", "data.num_shards=1", *run.data, *run.overrides,
+        # every run sets its speed settings itself unless it says train.tune=auto
+        f"model.name_or_path={model}", f"data.source={data}", "data.num_shards=1", "train.tune=manual", *run.data, *run.overrides,
         f"data.packed_dir={work / ('packed-seed-data' if run.data else 'packed-shipped-data')}", f"output.root={work / 'runs'}",
         f"output.name={run.name}", "output.report_to=none", f"train.max_steps={steps + 1}", "train.logging_steps=1",
         f"train.save_steps={100 * steps}"])
