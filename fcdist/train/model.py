@@ -145,7 +145,7 @@ def setup_problems(config: JobConfig, runtime: Runtime, dtype: str, attention: s
         if dtype == "fp32":
             problems.append("model.attn_implementation=flash_attention_2 runs in fp16/bf16 only; set model.dtype=bf16 or use sdpa")
     if t.liger_kernel and not runtime.liger:
-        problems.append("train.liger_kernel=true but liger_kernel is not installed; install liger-kernel or set train.liger_kernel=false")
+        problems.append("train.liger_kernel=true but liger_kernel is not installed; pip install -e '.[gpu]' or set train.liger_kernel=false")
     elif t.liger_kernel and not runtime.gpu:
         problems.append("train.liger_kernel=true needs a GPU (its kernels are Triton); set train.liger_kernel=false on CPU")
     if runtime.zero_stage == 3 and runtime.offload_params and q.load_in_4bit:
