@@ -165,30 +165,19 @@ def test_an_interrupted_run_resumes_onto_the_uninterrupted_curve(job, tiny_model
     assert (adapter_logits(tiny_model_dir, final) - adapter_logits(tiny_model_dir, None)).abs().max() > 1e-3
 
 
-def require_cpu_4bit() -> None:
-    try:
-        import bitsandbytes as bnb
-
-        bnb.nn.Linear4bit(64, 64, quant_type="nf4").to("cpu")(torch.ones(1, 64))
-    except Exception as e:  # noqa: BLE001 - the reason is the skip message
-        pytest.skip(f"bitsandbytes has no working CPU 4-bit path here: {e}")
-
-
-def test_qlora_trains_on_cpu(job):
-    require_cpu_4bit()
+def test_qlora_trains_on_cpu(job, cpu_4bit):
     config = job("qlora", "quant.load_in_4bit=true", "train.max_steps=4")
     final = train(config)
     assert json.loads((final / CHECKPOINT_INFO).read_text())["load_in_4bit"] is True
     assert (final / "adapter_model.safetensors").is_file() and len(losses(config)) == 4
 
 
-def test_a_dequantized_copy_trains_the_qlora_curve_on_plain_layers(job):
+def test_a_dequantized_copy_trains_the_qlora_curve_on_plain_layers(job, cpu_4bit):
     """quant.dequantized_copy: same NF4-rounded weights, plain linear layers, the adapter a QLoRA run saves."""
     from safetensors import safe_open
 
     from fcdist.train.model import DequantizedLinear, detect_runtime, load_model, resolve_choices
 
-    require_cpu_4bit()
     qlora = job("qlora-ref", "quant.load_in_4bit=true", "train.max_steps=3")
     copy = job("qlora-copy", "quant.load_in_4bit=true", "quant.dequantized_copy=true", "train.max_steps=3")
     model = load_model(copy, resolve_choices(copy, detect_runtime()), detect_runtime())
