@@ -100,7 +100,7 @@ ARGUMENT_WORDS = {"int": "an integer", "number": "a number", "str": "a string", 
 
 def build_sampler(spec: Any, pools: dict[str, tuple[str, ...]], where: str) -> Sampler:
     """The sampler a spec such as ``[floats, -45.0, 65.0, 4]`` describes."""
-    if not isinstance(spec, list) or not spec or spec[0] not in SAMPLERS:
+    if not isinstance(spec, list) or not spec or not isinstance(spec[0], str) or spec[0] not in SAMPLERS:
         raise CatalogueError(f"{where}: expected [SAMPLER, arguments...] with SAMPLER one of {', '.join(SAMPLERS)}; got {spec!r}")
     builder, shape = SAMPLERS[spec[0]]
     args = spec[1:]
@@ -260,7 +260,19 @@ def _kind(role: str, spec: Any, pools: dict[str, tuple[str, ...]]) -> Kind:
         raise CatalogueError(f"{where}.type: {spec['type']!r} is not one of {', '.join(TYPES)}")
     return Kind(_text(spec.get("name", role), f"{where}.name"), spec["type"],
                 _strings(spec["descriptions"], f"{where}.descriptions"), _strings(spec["phrases"], f"{where}.phrases"),
-                build_sampler(spec["sample"], pools, f"{where}.sample"), spec.get("default", ""))
+                _drawable(build_sampler(spec["sample"], pools, f"{where}.sample"), f"{where}.sample"),
+                spec.get("default", ""))
+
+
+def _drawable(sampler: Sampler, where: str) -> Sampler:
+    """The sampler, once it has drawn a value: bounds the arguments cannot express (ints 5..1, 5 distinct
+    values of a pool of 3) fail here, naming the key, rather than in the middle of a run."""
+    for seed in range(20):  # several draws: a random length may reach the bound only sometimes
+        try:
+            sampler(random.Random(seed))
+        except (ValueError, IndexError) as e:
+            raise CatalogueError(f"{where}: cannot draw a value: {e}") from None
+    return sampler
 
 
 def _verb(spec: Any, where: str) -> Verb:
@@ -305,7 +317,7 @@ def _utility(name: str, spec: Any, kinds: dict[str, Kind]) -> Utility:
 
 def _roles(spec: dict, key: str, kinds: dict[str, Kind], where: str) -> tuple[str, ...]:
     """Kind roles listed under ``key`` (none if the key is left out); each must be a key of kinds."""
-    roles = _strings(spec[key], f"{where}.{key}") if spec.get(key) != [] and key in spec else ()
+    roles = _strings(spec[key], f"{where}.{key}") if spec.get(key) not in (None, []) else ()
     for role in roles:
         if role not in kinds:
             raise CatalogueError(f"{where}.{key}: {role!r} is not a kind (a key under kinds)")

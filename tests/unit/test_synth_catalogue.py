@@ -67,6 +67,8 @@ BREAKAGES = [
     (lambda d: d["kinds"]["city"].update(sample=["choice", "citys"]), "kinds.city.sample[1]", "no pool named 'citys'"),
     (lambda d: d["kinds"]["days"].update(sample=["ints", 1]), "kinds.days.sample", "ints takes arguments"),
     (lambda d: d["kinds"]["days"].update(sample=["ints", 1, "14"]), "kinds.days.sample[2]", "expected an integer"),
+    (lambda d: d["kinds"]["days"].update(sample=["ints", 14, 1]), "kinds.days.sample", "cannot draw a value"),
+    (lambda d: d["kinds"]["words"].update(sample=["distinct", ["a", "b"], 2, 5]), "kinds.words.sample", "cannot draw a value"),
     (lambda d: d["kinds"]["city"].pop("type"), "kinds.city", "missing type"),
     (lambda d: d["kinds"]["city"].update(defualt="x"), "kinds.city", "unknown key defualt"),
     (lambda d: d["kinds"]["city"].update(type="string"), "kinds.city.type", "'string' is not one of"),
