@@ -4,7 +4,8 @@ A *mention* picks a value and a query phrase from which the value follows throug
 "for Apple" -> symbol "AAPL", "a dozen results" -> limit 12, "in Fahrenheit" -> units "imperial",
 "next Friday" -> the ISO date of the first Friday after the date the query states as today. The tables
 are the same for every seed, so a model that sees many training rows can learn them; only the choice
-of rows depends on the seed. ``MENTIONS`` maps a parameter role (a key of ``synth.KINDS``) to its mention.
+of rows depends on the seed. ``MENTIONS`` maps a parameter role (a key under ``kinds`` in
+synth_catalogue.yaml) to its mention.
 """
 
 from __future__ import annotations
