@@ -48,7 +48,7 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 VLLM_CHUNK = 1024  # prompts per vLLM call: enough to keep its scheduler full, few enough that a kill loses little
-ONE_PROMPT_COMPILE = {"on": "on"}  # --prompt compiles only when told to: one prompt does not repay a compile
+ONE_PROMPT_COMPILE = {"always": "always"}  # --prompt compiles only when told to: one prompt does not repay a compile
 SHOWN_IDS = 10  # ids named in an error message before "..."
 
 
@@ -185,14 +185,14 @@ def pick_cache(setting: str, device: torch.device) -> str:
 
 def pick_compile(setting: str, cache: str, model: PreTrainedModel) -> bool:
     """Whether generate compiles the decoding step. It can only with a static cache on a CUDA GPU and a model
-    transformers can compile whole; auto compiles exactly there, on refuses anything else now, before any
+    transformers can compile whole; auto compiles exactly there, always refuses anything else now, before any
     prompt is generated."""
     possible = cache == "static" and model.device.type == "cuda" and model._can_compile_fullgraph
-    if setting == "on" and not possible:
-        raise ValueError(f"infer.compile=on needs infer.cache=static, a CUDA GPU and a model transformers can compile; "
+    if setting == "always" and not possible:
+        raise ValueError(f"infer.compile=always needs infer.cache=static, a CUDA GPU and a model transformers can compile; "
                          f"here: infer.cache={cache} on {model.device.type} with {type(model).__name__} "
-                         f"(set infer.compile=auto or off)")
-    return possible and setting != "off"
+                         f"(set infer.compile=auto or never)")
+    return possible and setting != "never"
 
 
 def cut_after_close(text: str) -> str:
@@ -524,7 +524,7 @@ def generate_one(model_dir: Path, config: JobConfig, prompt: str, base_model: st
     cache = pick_cache(config.infer.cache, model.device)
     batches = generate_calls(model, tokenizer, [free_form_prompt(prompt)], config.infer.max_new_tokens, 1,
                              config.data.template == "seed", end_token_id(tokenizer, config.data.template), cache,
-                             pick_compile(ONE_PROMPT_COMPILE.get(config.infer.compile, "off"), cache, model))
+                             pick_compile(ONE_PROMPT_COMPILE.get(config.infer.compile, "never"), cache, model))
     return next(batches)[0].completion
 
 
