@@ -48,7 +48,6 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 VLLM_CHUNK = 1024  # prompts per vLLM call: enough to keep its scheduler full, few enough that a kill loses little
-ONE_PROMPT_COMPILE = {"always": "always"}  # --prompt compiles only when told to: one prompt does not repay a compile
 SHOWN_IDS = 10  # ids named in an error message before "..."
 
 
@@ -188,6 +187,9 @@ def pick_compile(setting: str, cache: str, model: PreTrainedModel) -> bool:
     transformers can compile whole; auto compiles exactly there, always refuses anything else now, before any
     prompt is generated."""
     possible = cache == "static" and model.device.type == "cuda" and model._can_compile_fullgraph
+    if setting == "auto" and cache == "static" and model.device.type == "cuda" and not possible:
+        print(f"infer.compile=auto: transformers cannot compile {type(model).__name__} whole; decoding uncompiled",
+              file=sys.stderr)
     if setting == "always" and not possible:
         raise ValueError(f"infer.compile=always needs infer.cache=static, a CUDA GPU and a model transformers can compile; "
                          f"here: infer.cache={cache} on {model.device.type} with {type(model).__name__} "
@@ -519,12 +521,17 @@ def free_form_prompt(text: str) -> str:
     return text if text.endswith(CALLS_OPEN) else f"{text}\n\n{CALLS_OPEN}"
 
 
+def one_prompt_compile(setting: str) -> str:
+    """--prompt compiles only when told to: one prompt does not repay a compile."""
+    return "always" if setting == "always" else "never"
+
+
 def generate_one(model_dir: Path, config: JobConfig, prompt: str, base_model: str | None) -> str:
     model, tokenizer = load_model_for_inference(model_dir, config, base_model)
     cache = pick_cache(config.infer.cache, model.device)
     batches = generate_calls(model, tokenizer, [free_form_prompt(prompt)], config.infer.max_new_tokens, 1,
                              config.data.template == "seed", end_token_id(tokenizer, config.data.template), cache,
-                             pick_compile(ONE_PROMPT_COMPILE.get(config.infer.compile, "never"), cache, model))
+                             pick_compile(one_prompt_compile(config.infer.compile), cache, model))
     return next(batches)[0].completion
 
 
