@@ -162,6 +162,10 @@ class InferConfig:
     """Generation budget per prompt."""
     batch_size: int = 16
     """Prompts per generate call (hf backend)."""
+    cache: Literal["auto", "dynamic", "static"] = "auto"
+    """KV cache of the hf backend; static is preallocated (prompt + max_new_tokens); auto = static on a CUDA GPU, else dynamic."""
+    compile: Literal["auto", "always", "never"] = "auto"
+    """torch.compile the decoding step (hf backend); needs a static cache on CUDA; auto = compile exactly there."""
 
 
 @dataclass

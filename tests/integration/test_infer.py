@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,29 @@ def test_predictions_have_the_documented_fields(base_predictions):
     assert len(records) == NUM_ROWS
     assert all(set(r) == {"id", "completion", "new_tokens", "latency_s"} for r in records)
     assert all(0 < r["new_tokens"] <= MAX_NEW_TOKENS and r["latency_s"] > 0 for r in records)
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+def test_batched_infer_with_each_cache_writes_what_one_prompt_at_a_time_does(tiny_model_dir, rows_file, config,
+                                                                             base_predictions, tmp_path, cache):
+    one_at_a_time = tmp_path / "single.jsonl"
+    infer(tiny_model_dir, rows_file, one_at_a_time, replace(config, infer=replace(config.infer, batch_size=1)),
+          progress=False)
+    batched = tmp_path / f"{cache}.jsonl"
+    infer(tiny_model_dir, rows_file, batched, replace(config, infer=replace(config.infer, batch_size=5, cache=cache)),
+          progress=False)
+    fields = lambda path: {r["id"]: (r["completion"], r["new_tokens"]) for r in read_records(path)}  # noqa: E731
+    assert fields(batched) == fields(one_at_a_time) == fields(base_predictions)
+
+
+def test_compile_on_a_cpu_fails_before_writing_and_names_the_setting(tiny_model_dir, rows_file, config_file,
+                                                                     tmp_path, capsys):
+    out = tmp_path / "pred.jsonl"
+    args = ["--model", str(tiny_model_dir), "--config", str(config_file), "--data", str(rows_file), "--out", str(out)]
+    assert main([*args, "infer.compile=always", "--no-progress"]) == 1
+    last_line = capsys.readouterr().err.splitlines()[-1]  # after transformers' progress bar of loading weights
+    assert last_line.startswith("fcdist infer: error: infer.compile=always needs infer.cache=static")
+    assert not out.exists()
 
 
 def test_a_killed_run_resumes_without_losing_or_repeating_rows(tiny_model_dir, rows_file, config, base_predictions,

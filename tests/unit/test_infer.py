@@ -13,8 +13,8 @@ from fcdist.config import load_config
 from fcdist.data.xlam import parse_row
 from fcdist.infer import (
     build_parser, cut_after_close, free_form_prompt, generate_calls, greedy_settings, load_inference_tokenizer,
-    load_model_for_inference, merge_shards, resume, row_prompts, shard_from_environment, shard_path, shard_slice,
-    stop_ids, tokens_used,
+    load_model_for_inference, merge_shards, pick_attention, pick_cache, pick_compile, resume, row_prompts,
+    shard_from_environment, shard_path, shard_slice, stop_ids, tokens_used,
 )
 from fcdist.preprocess.tokenize import end_token_id
 
@@ -87,6 +87,53 @@ def test_left_padded_batches_generate_what_single_prompts_do(model_and_tokenizer
     assert [g.new_tokens for g in batched] == [g.new_tokens for g in single]
     assert all(0 < g.new_tokens <= MAX_NEW_TOKENS for g in batched)
     assert len({g.completion for g in batched}) > 1, "a degenerate model would make this test vacuous"
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+def test_each_cache_generates_the_ids_of_one_prompt_at_a_time(model_and_tokenizer, short_prompts, cache):
+    """Batched with either KV cache (the static one attends over a preallocated, masked tail) gives, row for row,
+    the token ids greedy decoding of each prompt alone gives."""
+    model, tokenizer = model_and_tokenizer
+    single = by_index(generate_calls(model, tokenizer, short_prompts, MAX_NEW_TOKENS, batch_size=1))
+    batched = by_index(generate_calls(model, tokenizer, short_prompts, MAX_NEW_TOKENS, batch_size=5, cache=cache))
+    assert [g.token_ids for g in batched] == [g.token_ids for g in single]
+    assert [g.completion for g in batched] == [g.completion for g in single]
+    assert all(len(g.token_ids) == g.new_tokens for g in batched)
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+def test_stops_are_the_same_with_a_static_cache(successor_model, cache):
+    model, tokenizer = successor_model
+    one, two = by_index(generate_calls(model, tokenizer, list(PROMPTS), 20, batch_size=2, cache=cache))
+    assert (one.completion, two.completion) == (ANSWER, SECOND_ANSWER)
+    assert two.token_ids[-1] == tokenizer.eos_token_id
+
+
+def test_cache_auto_is_static_on_a_gpu_only():
+    assert pick_cache("auto", torch.device("cpu")) == "dynamic"
+    assert pick_cache("auto", torch.device("cuda", 0)) == "static"
+    assert pick_cache("static", torch.device("cpu")) == "static"
+    assert pick_attention("auto", torch.device("cuda", 0), static_cache=True) == "sdpa"
+
+
+def test_compile_where_it_cannot_run_is_refused_naming_the_setting(model_and_tokenizer):
+    model = model_and_tokenizer[0]
+    with pytest.raises(ValueError, match=r"infer.compile=always needs infer.cache=static, a CUDA GPU.*here: infer.cache=static on cpu"):
+        pick_compile("always", "static", model)
+    assert not pick_compile("auto", "static", model) and not pick_compile("never", "static", model)
+    assert greedy_settings(model, model_and_tokenizer[1], 4, cache="static").disable_compile
+
+
+def test_running_out_of_memory_names_the_batch_size(model_and_tokenizer, short_prompts, monkeypatch):
+    """A GPU that runs out of memory (stood in for by raising torch's error) ends with the setting to lower."""
+    model, tokenizer = model_and_tokenizer
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    monkeypatch.setattr(model, "generate", out_of_memory)
+    with pytest.raises(RuntimeError, match=rf"generating 3 prompts of up to \d+ tokens \+ infer.max_new_tokens=5: lower infer.batch_size"):
+        next(generate_calls(model, tokenizer, short_prompts, 5, batch_size=3))
 
 
 def test_stops_at_calls_close_or_eos_row_by_row(successor_model):
