@@ -114,9 +114,9 @@ def gpu_memory(gpu: bool, device) -> int | None:
     return torch.cuda.get_device_properties(device).total_memory if gpu else None
 
 
-def compile_problem(capability: tuple[int, int]) -> str | None:
+def compile_problem(capability: tuple[int, int], triton: bool) -> str | None:
     """Why torch.compile cannot run on a GPU of this compute capability, or None."""
-    if importlib.util.find_spec("triton") is None:
+    if not triton:
         return "triton is not installed"
     if capability < (7, 0):
         return "the GPU is older than compute capability 7.0"
@@ -127,7 +127,7 @@ def can_compile() -> str | None:
     """Why torch.compile cannot run here, or None."""
     import torch
 
-    return compile_problem(torch.cuda.get_device_capability())
+    return compile_problem(torch.cuda.get_device_capability(), importlib.util.find_spec("triton") is not None)
 
 
 def available_plans(config: JobConfig, zero_stage: int, liger: bool,
@@ -182,8 +182,8 @@ def tune(config: JobConfig, model_config, per_rank_rows: int, zero_stage: int, l
     plans, notes = available_plans(config, zero_stage, liger, compiler())
     chosen = choose(config, shape, plans, per_rank_rows, gpu_bytes)
     if chosen is None:
-        return config, (f"train.tune=auto: no plan fits {gpu_bytes / GIB:.0f} GiB even at micro-batch 1; "
-                        "settings as configured")
+        why = f"no plan fits {gpu_bytes / GIB:.0f} GiB even at micro-batch 1" if plans else "no plan can run here"
+        return config, f"train.tune=auto: {why}; settings as configured" + "".join(f"; {note}" for note in notes)
     plan, micro, peak = chosen
     tuned = dataclasses.replace(
         config,
