@@ -200,7 +200,7 @@ def memory_problem(config: JobConfig, shape, runtime, hardware: Hardware, batch,
     fix = (f"train.micro_batch_size={smaller} fits" if smaller else "no micro-batch fits these settings") + \
         ("" if config.train.gradient_checkpointing else "; train.gradient_checkpointing=true needs less") + \
         ("; train.tune=auto picks what fits" if config.train.tune == "manual" else "")
-    return (f"train.micro_batch_size={batch.micro_batch} does not fit a {hardware.gpu}: an estimated "
+    return (f"train.micro_batch_size={batch.micro_batch} does not fit one {hardware.gpu}: an estimated "
             f"{memory.total / GIB:.1f} GiB per GPU, over the {budget / GIB:.1f} GiB usable "
             f"({FRACTION_USABLE:.0%} of {hardware.gpu_bytes / GIB:.1f} GiB); {fix}")
 
@@ -411,7 +411,7 @@ def packages_of(installed: str | None) -> frozenset[str]:
 def main(argv: list[str] | None = None) -> int:
     from fcdist.submit import SubmitError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # options and overrides in any order
     config_args = ["--config", args.config, *args.overrides]
     config = load_config(args.config, args.overrides)
     if args.nodes < 1 or args.gpus_per_node < 0:
