@@ -24,12 +24,18 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from unittest import mock
 
 import yaml
 
 from fcdist.config import JobConfig, add_config_arguments, load_config
 from fcdist.errors import InputError
+
+if TYPE_CHECKING:  # imported where used: `fcdist --help` and the submitters need not load torch for them
+    from fcdist.train.model import Runtime
+    from fcdist.train.trainer import BatchPlan
+    from fcdist.train.tune import ModelShape
 
 # The GPUs' memory as nvidia-smi reports it (the H200's as seen on the benchmark machine) and compute capability.
 GIB, MIB = 2**30, 2**20
@@ -110,7 +116,7 @@ def launch_settings(accelerate_config: str) -> tuple[tuple[int, bool, bool], str
         return deepspeed_settings(), str(settings.get("mixed_precision", "no"))
 
 
-def runtime_of(config: JobConfig, hardware: Hardware, world_size: int | None = None):
+def runtime_of(config: JobConfig, hardware: Hardware, world_size: int | None = None) -> Runtime:
     from fcdist.train.model import Runtime
 
     (stage, offload_params, offload_optimizer), mixed_precision = launch_settings(config.distributed.accelerate_config)
@@ -120,7 +126,7 @@ def runtime_of(config: JobConfig, hardware: Hardware, world_size: int | None = N
                    mixed_precision_env=mixed_precision)
 
 
-def planned_dtype(config: JobConfig, runtime, hardware: Hardware) -> str:
+def planned_dtype(config: JobConfig, runtime: Runtime, hardware: Hardware) -> str:
     """Training's rule (model.resolve_dtype), with the planned GPU's bf16 support instead of torch.cuda's."""
     from fcdist.train.model import resolve_dtype
 
@@ -129,7 +135,7 @@ def planned_dtype(config: JobConfig, runtime, hardware: Hardware) -> str:
     return "bf16" if hardware.gpu_type.bf16 else "fp16"
 
 
-def tuned(config: JobConfig, model_config, hardware: Hardware, runtime) -> tuple[JobConfig, str]:
+def tuned(config: JobConfig, model_config, hardware: Hardware, runtime: Runtime) -> tuple[JobConfig, str]:
     """``train.tune=auto``'s choice for the planned GPU, as training makes it."""
     from fcdist.train.tune import compile_problem, tune
 
@@ -164,7 +170,7 @@ def configured_plan(config: JobConfig):
                 liger=config.train.liger_kernel)
 
 
-def memory_per_rank(config: JobConfig, shape, runtime, micro_batch: int) -> Memory:
+def memory_per_rank(config: JobConfig, shape: ModelShape, runtime: Runtime, micro_batch: int) -> Memory:
     """tune.peak_bytes split in its parts, with ZeRO's sharding (unmeasured: the fit is one H200 without
     DeepSpeed): stage 1 shards the Adam moments, 2 also the gradients, 3 also the weights; offload moves them to CPU."""
     from fcdist.train.tune import activation_bytes, frozen_bytes, trainable_parameters
@@ -182,14 +188,14 @@ def memory_per_rank(config: JobConfig, shape, runtime, micro_batch: int) -> Memo
     return Memory(model, gradients + moments, activation_bytes(shape, plan, micro_batch * config.data.max_length))
 
 
-def largest_fitting_micro_batch(config: JobConfig, shape, runtime, per_rank_rows: int, budget: float) -> int | None:
+def largest_fitting_micro_batch(config: JobConfig, shape: ModelShape, runtime: Runtime, per_rank_rows: int, budget: float) -> int | None:
     from fcdist.train.tune import micro_batch_divisors
 
     return next((micro for micro in micro_batch_divisors(per_rank_rows)
                  if memory_per_rank(config, shape, runtime, micro).total <= budget), None)
 
 
-def memory_problem(config: JobConfig, shape, runtime, hardware: Hardware, batch, memory: Memory) -> str | None:
+def memory_problem(config: JobConfig, shape: ModelShape, runtime: Runtime, hardware: Hardware, batch: BatchPlan, memory: Memory) -> str | None:
     """Why the chosen micro-batch cannot fit the planned GPU, naming what would, or None."""
     from fcdist.train.tune import FRACTION_USABLE
 
@@ -213,12 +219,12 @@ class JobPlan:
     """What training would resolve for one job on one piece of hardware, and why it could not run."""
 
     config: JobConfig  # after train.tune
-    runtime: object  # fcdist.train.model.Runtime
+    runtime: Runtime
     dtype: str
     attention: str
     tuning: str
     targets: str
-    batch: object | None  # fcdist.train.trainer.BatchPlan; None when the batch cannot be split
+    batch: BatchPlan | None  # None when the global batch cannot be split
     memory: Memory | None
     problems: list[str]
 
@@ -274,7 +280,7 @@ def make_plan(config: JobConfig, hardware: Hardware, model_config) -> JobPlan:
     if batch is not None:
         shape = model_shape(model_config)
         memory = memory_per_rank(config, shape, runtime, batch.micro_batch)
-        too_big = hardware.gpu_type and memory_problem(config, shape, runtime, hardware, batch, memory)
+        too_big = memory_problem(config, shape, runtime, hardware, batch, memory) if hardware.gpu_type else None
         problems += [too_big] if too_big else []
     return JobPlan(config, runtime, dtype, attention, tuning, targets, batch, memory, problems)
 
