@@ -37,7 +37,6 @@ if TYPE_CHECKING:  # imported where used: `fcdist --help` and the submitters nee
     from fcdist.train.trainer import BatchPlan
     from fcdist.train.tune import ModelShape
 
-# The GPUs' memory as nvidia-smi reports it (the H200's as seen on the benchmark machine) and compute capability.
 GIB, MIB = 2**30, 2**20
 PACKAGES = ("triton", "liger_kernel", "flash_attn")  # the optional ones that change what training chooses
 
@@ -54,6 +53,7 @@ class GpuType:
         return self.capability >= (8, 0)
 
 
+# The GPUs' memory as nvidia-smi reports it (the H200's as seen on the benchmark machine) and compute capability.
 GPUS = {
     "H200": GpuType(143771, (9, 0)),
     "H100": GpuType(81559, (9, 0)),
