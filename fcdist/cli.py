@@ -23,6 +23,7 @@ STAGES = {
     "infer": ("fcdist.infer", "generate calls for held-out prompts"),
     "score": ("fcdist.score", "score generated calls against gold rows"),
     "submit": ("fcdist.submit", "submit the pipeline's stages to SLURM with submitit"),
+    "plan": ("fcdist.plan", "dry-run a job: choices, memory per GPU, commands, and why it could not run"),
     "demo": ("fcdist.demo", "run the whole pipeline locally on the tiny model and synthetic data"),
 }
 

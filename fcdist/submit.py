@@ -360,6 +360,37 @@ def submit_pipeline(config_args: list[str], cluster: str = "slurm", nodes: int =
     return jobs
 
 
+def pipeline_commands(config_args: list[str], nodes: int = 1, gpus_per_node: int = 0,
+                      infer_shards: int = 2) -> list[str]:
+    """What a submission of the job would run, without submitting (``fcdist plan`` prints it): the sbatch
+    calls of slurm/pipeline.sh (``$PREVIOUS``: the id of the job before; written to match the script, until
+    the stage chain builds both), the first training node's accelerate launch (the others differ in
+    --machine_rank and is_host) and the ``fcdist submit`` call that does the same with submitit."""
+    config = load_job(config_args)
+    args = shlex.join(config_args)
+    logs = Paths.of(config).run / "slurm"
+    train_opts = f"--nodes={nodes}" + (f" --gpus-per-node={gpus_per_node}" if gpus_per_node else "")
+    infer_opts = " --gpus-per-node=1" if gpus_per_node else ""
+    sbatch = "sbatch --parsable --kill-on-invalid-dep=yes"
+    after = "--dependency=afterok:$PREVIOUS"
+    shards = config.data.num_shards
+    launch = accelerate_command(config.distributed.accelerate_config, config_args, num_machines=nodes,
+                                procs_per_node=gpus_per_node or 1, machine_rank=0, head="HEAD_NODE",
+                                port="PORT")  # type: ignore[arg-type]  # both known once the job starts
+    return [
+        f"slurm/pipeline.sh {train_opts} --infer-shards={infer_shards} {args}",
+        f"  {sbatch} --array=0-{shards - 1} --output={logs}/preprocess-%A_%a.out slurm/preprocess.sh --num-shards {shards} {args}",
+        f"  {sbatch} {after} {train_opts} --output={logs}/train-%j.out slurm/train.sh {args}",
+        f"    node 0 of {nodes} runs: {shlex.join(launch)}",
+        "    (HEAD_NODE: the job's first node; PORT: 10000 + job id % 20000)",
+        f"  {sbatch} {after} --output={logs}/gather-%j.out slurm/gather.sh {args}",
+        f"  {sbatch} {after} --array=0-{infer_shards - 1}{infer_opts} --output={logs}/infer-%A_%a.out "
+        f"slurm/infer.sh --num-shards {infer_shards} {args}",
+        f"  {sbatch} {after} --output={logs}/score-%j.out slurm/score.sh --num-shards {infer_shards} {args}",
+        f"fcdist submit --cluster slurm --nodes {nodes} --gpus-per-node {gpus_per_node} --infer-shards {infer_shards} {args}",
+    ]
+
+
 # ---------------------------------------------------------------- command line
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fcdist.config import JobConfig
@@ -74,25 +75,37 @@ PLANS = (
 )
 
 
-def weight_bytes(config: JobConfig, shape: ModelShape, plan: Plan) -> float:
-    """The frozen base, the trainable parameters and their optimizer states."""
-    if not config.lora.enabled:  # fp32 weights, gradients and two Adam moments
-        return 16.0 * shape.parameters
+def trainable_parameters(config: JobConfig, shape: ModelShape) -> int:
+    """The parameters the optimizer updates: the whole model, or the LoRA adapters."""
+    if not config.lora.enabled:
+        return shape.parameters
+    # r x (in + out) summed over attention and MLP projections (all-linear), ~7 hidden + 3 intermediate
+    return shape.layers * config.lora.r * (7 * shape.hidden + 3 * shape.intermediate)
+
+
+def frozen_bytes(config: JobConfig, shape: ModelShape, plan: Plan) -> float:
+    """The frozen base LoRA trains on (none for full fine-tuning)."""
+    if not config.lora.enabled:
+        return 0.0
     body = shape.parameters - shape.embedding_parameters
     if config.quant.load_in_4bit:
-        base = body * (2.0 if plan.dequantized_copy else 0.56) + 4.0 * shape.embedding_parameters
-    else:
-        base = 2.0 * shape.parameters
-    # r x (in + out) summed over attention and MLP projections (all-linear), ~7 hidden + 3 intermediate;
-    # fp32 weights and gradients plus optimizer states, 16 bytes each at most
-    lora = shape.layers * config.lora.r * (7 * shape.hidden + 3 * shape.intermediate)
-    return base + 16.0 * lora
+        return body * (2.0 if plan.dequantized_copy else 0.56) + 4.0 * shape.embedding_parameters
+    return 2.0 * shape.parameters
+
+
+def weight_bytes(config: JobConfig, shape: ModelShape, plan: Plan) -> float:
+    """The frozen base, the trainable parameters and their optimizer states."""
+    # trainable: fp32 weights and gradients plus two Adam moments, 16 bytes each at most
+    return frozen_bytes(config, shape, plan) + 16.0 * trainable_parameters(config, shape)
+
+
+def activation_bytes(shape: ModelShape, plan: Plan, tokens: int) -> float:
+    return ACTIVATION_BYTES[plan.checkpointing] * shape.layers * shape.hidden * tokens
 
 
 def peak_bytes(config: JobConfig, shape: ModelShape, plan: Plan, tokens: int) -> float:
     """Estimated peak GPU memory of one rank for a micro-batch of ``tokens`` tokens."""
-    activations = ACTIVATION_BYTES[plan.checkpointing] * shape.layers * shape.hidden * tokens
-    return weight_bytes(config, shape, plan) + activations
+    return weight_bytes(config, shape, plan) + activation_bytes(shape, plan, tokens)
 
 
 def gpu_memory(gpu: bool, device) -> int | None:
@@ -101,15 +114,20 @@ def gpu_memory(gpu: bool, device) -> int | None:
     return torch.cuda.get_device_properties(device).total_memory if gpu else None
 
 
+def compile_problem(capability: tuple[int, int], triton: bool) -> str | None:
+    """Why torch.compile cannot run on a GPU of this compute capability, or None."""
+    if not triton:
+        return "triton is not installed"
+    if capability < (7, 0):
+        return "the GPU is older than compute capability 7.0"
+    return None
+
+
 def can_compile() -> str | None:
     """Why torch.compile cannot run here, or None."""
     import torch
 
-    if importlib.util.find_spec("triton") is None:
-        return "triton is not installed"
-    if torch.cuda.get_device_capability() < (7, 0):
-        return "the GPU is older than compute capability 7.0"
-    return None
+    return compile_problem(torch.cuda.get_device_capability(), importlib.util.find_spec("triton") is not None)
 
 
 def available_plans(config: JobConfig, zero_stage: int, liger: bool,
@@ -152,18 +170,20 @@ def choose(config: JobConfig, shape: ModelShape, plans: list[Plan], per_rank_row
 
 
 def tune(config: JobConfig, model_config, per_rank_rows: int, zero_stage: int, liger: bool,
-         gpu_bytes: int | None) -> tuple[JobConfig, str]:
-    """The config with ``auto``'s settings applied, and the line that says what it chose and why."""
+         gpu_bytes: int | None, compiler: Callable[[], str | None] = can_compile) -> tuple[JobConfig, str]:
+    """The config with ``auto``'s settings applied, and the line that says what it chose and why.
+
+    ``compiler`` says why torch.compile cannot run (None: it can); ``fcdist plan`` passes a GPU it has not got."""
     if config.train.tune != "auto":
         return config, ""
     if gpu_bytes is None:
         return config, "train.tune=auto: no GPU, settings as configured"
     shape = model_shape(model_config)
-    plans, notes = available_plans(config, zero_stage, liger, can_compile())
+    plans, notes = available_plans(config, zero_stage, liger, compiler())
     chosen = choose(config, shape, plans, per_rank_rows, gpu_bytes)
     if chosen is None:
-        return config, (f"train.tune=auto: no plan fits {gpu_bytes / GIB:.0f} GiB even at micro-batch 1; "
-                        "settings as configured")
+        why = f"no plan fits {gpu_bytes / GIB:.0f} GiB even at micro-batch 1" if plans else "no plan can run here"
+        return config, f"train.tune=auto: {why}; settings as configured" + "".join(f"; {note}" for note in notes)
     plan, micro, peak = chosen
     tuned = dataclasses.replace(
         config,
