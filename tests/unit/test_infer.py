@@ -13,7 +13,7 @@ from fcdist.config import load_config
 from fcdist.data.xlam import parse_row
 from fcdist.infer import (
     build_parser, cut_after_close, free_form_prompt, generate_calls, greedy_settings, load_inference_tokenizer,
-    load_model_for_inference, merge_shards, resume, row_prompts, shard_from_environment, shard_path, shard_slice,
+    load_model_for_inference, merge_shards, resume, row_prompts, shard_path, shard_slice,
     stop_ids, tokens_used,
 )
 from fcdist.preprocess.tokenize import end_token_id
@@ -151,19 +151,6 @@ def test_shard_slices_are_contiguous_and_cover_every_row_once():
 def test_shard_file_sits_beside_the_output(tmp_path):
     assert shard_path(tmp_path / "pred.jsonl", 0, 1) == tmp_path / "pred.jsonl"
     assert shard_path(tmp_path / "pred.jsonl", 2, 3) == tmp_path / "pred.shard-2-of-3.jsonl"
-
-
-def test_shard_defaults_come_from_slurm_arrays_then_ranks(monkeypatch):
-    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "RANK", "WORLD_SIZE"):
-        monkeypatch.delenv(name, raising=False)
-    assert shard_from_environment() == (0, 1)
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    assert shard_from_environment() == (1, 4)
-    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")  # --array=1-3
-    assert shard_from_environment() == (2, 3)
 
 
 def write_lines(path: Path, records: list[dict]) -> None:
