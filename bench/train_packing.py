@@ -40,6 +40,7 @@ def build_inputs(work: Path, rows: int) -> tuple[Path, Path]:
 def run_mode(packing: bool, model: Path, data: Path, work: Path, args: argparse.Namespace) -> dict:
     from fcdist.config import load_config
     from fcdist.preprocess import shards
+    from fcdist.runtime import load_tokenizer
     from fcdist.train.metrics import read_metrics
     from fcdist.train.trainer import train
 
@@ -50,7 +51,7 @@ def run_mode(packing: bool, model: Path, data: Path, work: Path, args: argparse.
         f"output.root={work}", f"output.name={name}", f"train.max_steps={args.steps}",
         f"train.global_batch_size={args.global_batch}", "train.logging_steps=1", f"train.save_steps={args.steps}",
         "output.report_to=none"])
-    tokenizer = shards.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     shards.preprocess_shard(config, 0, 1, tokenizer)
     manifest = json.loads(shards.write_manifest(config, 1, tokenizer).read_text())
     train(config)

@@ -125,10 +125,11 @@ def fcdist_config(run: Run, model: Path, data: Path, work: Path, steps: int):
 
 def preprocess(config) -> None:
     from fcdist.preprocess import shards
+    from fcdist.runtime import load_tokenizer
 
     if (config.packed_dir / shards.MANIFEST).is_file():
         return
-    tokenizer = shards.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     shards.preprocess_shard(config, 0, 1, tokenizer)
     shards.write_manifest(config, 1, tokenizer)
 

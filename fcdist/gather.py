@@ -25,8 +25,8 @@ from pathlib import Path
 from fcdist.atomic import replace_dir
 from fcdist.checkpoints import CheckpointError, read_latest_pointer, step_folder, step_number, verify_checkpoint
 from fcdist.config import JobConfig, add_config_arguments, load_run_config, to_dict
-from fcdist.model.tokenizer import load_tokenizer_from
 from fcdist.preprocess.fingerprint import sha256_file
+from fcdist.runtime import load_tokenizer_from, pick_device, resolve_dtype, torch_dtype
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 # What a full model folder needs to load with from_pretrained; a checkpoint's pickles (optimizer.pt,
@@ -118,9 +118,7 @@ def write_merged(adapter_dir: Path, config: JobConfig, out_dir: Path) -> None:
     """PEFT's merge into the 16-bit base (fp32 on CPU), saved with safetensors and the tokenizer."""
     from peft import PeftModel
 
-    from fcdist.infer import pick_device, pick_dtype
-
-    dtype = pick_dtype("auto", pick_device())  # the seed's rule: bf16 where supported, else fp16; fp32 on CPU
+    dtype = torch_dtype(resolve_dtype("auto", pick_device().type == "cuda"))  # bf16 where supported, else fp16; fp32 on CPU
     merged = PeftModel.from_pretrained(load_base(config, dtype), str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(out_dir))
     save_base_tokenizer(config, out_dir)

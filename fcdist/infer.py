@@ -19,7 +19,6 @@ does by hand.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -33,12 +32,12 @@ from fcdist.atomic import write_text_atomic
 from fcdist.config import JobConfig, add_config_arguments, load_config, load_run_config
 from fcdist.data.render import CALLS_CLOSE, CALLS_OPEN
 from fcdist.data.xlam import XlamRow, max_row_chars, read_rows
-from fcdist.model.tokenizer import load_tokenizer_from
 from fcdist.preprocess.shards import HELDOUT
 from fcdist.preprocess.tokenize import end_token_id, render_row
+from fcdist.runtime import (DTYPES, flash_attn_installed, load_tokenizer_from, pick_device, resolve_attention, resolve_dtype,
+                            shard_from_environment, torch_dtype)
 
 if TYPE_CHECKING:  # torch and transformers load only when a model does, so --help and --merge-shards stay fast
-    import torch
     from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
     from vllm import LLM
     from vllm.lora.request import LoRARequest
@@ -46,7 +45,6 @@ if TYPE_CHECKING:  # torch and transformers load only when a model does, so --he
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 TOKENIZER_CONFIG = "tokenizer_config.json"
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 VLLM_CHUNK = 1024  # prompts per vLLM call: enough to keep its scheduler full, few enough that a kill loses little
 SHOWN_IDS = 10  # ids named in an error message before "..."
 
@@ -83,34 +81,6 @@ def adapter_base(model_dir: Path, base_model: str | None = None) -> str | None:
     if not path.is_file():
         return None
     return base_model or json.loads(path.read_text())["base_model_name_or_path"]
-
-
-def pick_device() -> torch.device:
-    """This process's GPU (LOCAL_RANK under torchrun or accelerate), else the CPU."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-def pick_dtype(setting: str, device: torch.device) -> torch.dtype:
-    import torch
-
-    if setting != "auto":
-        return getattr(torch, DTYPES[setting])
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
-
-
-def pick_attention(setting: str, device: torch.device, static_cache: bool = False) -> str:
-    """auto: flash_attention_2 where installed, except under a static cache, where sdpa is what transformers
-    compiles as one graph (flash-attention unpads the padded cache at every layer of every step)."""
-    if setting != "auto":
-        return setting
-    has_flash = device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None and not static_cache
-    return "flash_attention_2" if has_flash else "sdpa"
 
 
 def revision_for(source: str | Path, config: JobConfig) -> str | None:
@@ -155,13 +125,13 @@ def load_model_for_inference(
     base = adapter_base(model_dir, base_model)
     source = base or model_dir
     device = pick_device()
+    gpu = device.type == "cuda"
     tokenizer = load_inference_tokenizer(tokenizer_source(model_dir, base), config)  # first: it fails fast
     model = AutoModelForCausalLM.from_pretrained(
         source,
         revision=revision_for(source, config),
-        dtype=pick_dtype(config.model.dtype, device),
-        attn_implementation=pick_attention(config.model.attn_implementation, device,
-                                           pick_cache(config.infer.cache, device) == "static"),
+        dtype=torch_dtype(resolve_dtype(config.model.dtype, gpu)),
+        attn_implementation=inference_attention(config.model.attn_implementation, config.infer.cache, device),
         trust_remote_code=config.model.trust_remote_code,
         use_safetensors=True,
         device_map={"": device},
@@ -172,6 +142,13 @@ def load_model_for_inference(
 
 
 # ---------------------------------------------------------------- generation
+
+
+def inference_attention(setting: str, cache: str, device: torch.device) -> str:
+    """The runtime's rule, except under a static cache: sdpa, what transformers compiles as one graph
+    (flash-attention unpads the padded cache at every layer of every step)."""
+    static = pick_cache(cache, device) == "static"
+    return resolve_attention(setting, device.type == "cuda", flash_attn_installed() and not static)
 
 
 def pick_cache(setting: str, device: torch.device) -> str:
@@ -542,18 +519,6 @@ def resolve_run(run_dir: Path) -> Path:
         if (gathered / name).is_dir():
             return gathered / name
     raise FileNotFoundError(f"{gathered}: no merged/ or adapter/ folder; run `fcdist gather --run {run_dir}` first")
-
-
-def shard_from_environment() -> tuple[int, int]:
-    """A SLURM array task is shard (task id - first id) of the task count; a torchrun or accelerate process is
-    shard RANK of WORLD_SIZE; anything else is the one whole shard."""
-    env = os.environ
-    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
-        first = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
-        return int(env["SLURM_ARRAY_TASK_ID"]) - first, int(env["SLURM_ARRAY_TASK_COUNT"])
-    if int(env.get("WORLD_SIZE", 1)) > 1:
-        return int(env["RANK"]), int(env["WORLD_SIZE"])
-    return 0, 1
 
 
 def build_parser() -> argparse.ArgumentParser:

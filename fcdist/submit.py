@@ -52,7 +52,9 @@ import submitit
 import yaml
 
 from fcdist.cli import main as fcdist
-from fcdist.config import ConfigError, JobConfig, add_config_arguments, load_config
+from fcdist.config import JobConfig, add_config_arguments, load_config
+from fcdist.errors import InputError
+from fcdist.runtime import array_shard as array_task_shard
 
 LAUNCH_SCRIPT = "launch/train.py"  # relative: jobs run from the repository root, like the configs' paths
 # The trainer's control files in runs/<name>/ (fcdist/train/trainer.py, RunFolder)
@@ -177,20 +179,11 @@ def load_job(config_args: list[str]) -> JobConfig:
 
 
 def array_shard(num_shards: int | None) -> tuple[int, int]:
-    """(shard, count) of this array task. The count is --num-shards, else the array's size when the array is
-    0..N-1; a rerun of some tasks alone (--array=3) must say the full count, or the shards would not fit."""
-    env = os.environ
-    if "SLURM_ARRAY_TASK_ID" not in env:
+    """(shard, count) of this array task, by the rule every stage follows (fcdist.runtime.array_shard)."""
+    shard = array_task_shard(num_shards)
+    if shard is None:
         raise SubmitError("not an array task: submit it with sbatch --array=0-<N-1>")
-    task, first, last, count = (int(env[f"SLURM_ARRAY_TASK_{key}"]) for key in ("ID", "MIN", "MAX", "COUNT"))
-    if num_shards is None:
-        if (first, last) != (0, count - 1):
-            raise SubmitError(f"the array is not 0-{count - 1} (a rerun of some tasks?): give --num-shards N, "
-                              "the size of the whole set, before --config")
-        num_shards = count
-    if not 0 <= task < num_shards:
-        raise SubmitError(f"array task {task} is outside the {num_shards} shard(s) 0-{num_shards - 1}")
-    return task, num_shards
+    return shard
 
 
 def job_env(stage: str, config_args: list[str], num_shards: int | None = None, nodes: int = 1) -> dict[str, str | list[str]]:
@@ -445,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
             submit_pipeline(config_args_of(args), args.cluster, args.nodes, args.gpus_per_node, args.infer_shards,
                             args.timeout_min)
-    except (ConfigError, SubmitError) as e:
+    except (InputError, SubmitError) as e:
         print(f"fcdist {helper or 'submit'}: error: {e}", file=sys.stderr)
         return 1
     return 0

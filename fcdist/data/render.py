@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.data}: {skips.summary()}", file=sys.stderr)
     tokenizer = None
     if config.data.template == "chat":
-        from fcdist.preprocess.shards import load_tokenizer
+        from fcdist.runtime import load_tokenizer
 
         tokenizer = load_tokenizer(config)
     out = Path(args.out)

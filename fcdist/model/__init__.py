@@ -1,1 +1,1 @@
-"""Model builders: the tiny test model, and loading the real one."""
+"""The tiny test model (tiny.py); where a real model runs and its tokenizer loads is fcdist.runtime."""

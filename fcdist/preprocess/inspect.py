@@ -7,8 +7,8 @@ import argparse
 from fcdist.config import add_config_arguments, load_config
 from fcdist.data.xlam import load_raw, parse_row
 from fcdist.preprocess.packing import DROPPED_NO_LOSS, DROPPED_OVERLONG, FITS, count_loss_tokens, fit_document
-from fcdist.preprocess.shards import load_tokenizer
 from fcdist.preprocess.tokenize import IGNORE_INDEX, tokenize_row
+from fcdist.runtime import load_tokenizer
 
 LOSS_START, LOSS_END = "\x1b[1;32m", "\x1b[0m"  # bold green in a terminal
 

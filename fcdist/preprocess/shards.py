@@ -21,10 +21,10 @@ from pathlib import Path
 from fcdist.atomic import replace_dir, write_text_atomic
 from fcdist.config import JobConfig, add_config_arguments, load_config
 from fcdist.data.xlam import BadRowError, SkipReport, is_heldout, load_raw, max_row_chars, parse_row
-from fcdist.model.tokenizer import load_tokenizer_from
 from fcdist.preprocess.fingerprint import differing_keys, fingerprint_components, fingerprint_hash, sha256_file
 from fcdist.preprocess.packing import PackStats, length_summary, pack_documents
 from fcdist.preprocess.tokenize import tokenize_rows
+from fcdist.runtime import array_shard, load_tokenizer
 
 MARKER = "COMPLETE.json"
 MANIFEST = "manifest.json"
@@ -41,10 +41,6 @@ def shard_name(index: int, num_shards: int) -> str:
 
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def load_tokenizer(config: JobConfig):
-    return load_tokenizer_from(config.model.name_or_path, config.model.revision, config.model.trust_remote_code)
 
 
 def _process_batch(batch: dict, *, source: str, tokenizer, config: JobConfig) -> dict:
@@ -333,10 +329,11 @@ def check_manifest(config: JobConfig, tokenizer) -> dict:
     return manifest
 
 
-def default_shard_args() -> tuple[int | None, int | None]:
-    """Inside a SLURM job array, the task id and count pick the shard."""
-    task, count = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
-    return (int(task), int(count)) if task is not None and count is not None else (None, None)
+def shard_args(args: argparse.Namespace, config: JobConfig) -> tuple[int | None, int]:
+    """(shard, count): --shard, else this SLURM array task's shard (fcdist.runtime.array_shard, the rule infer
+    follows too), else None for every shard; the count is --num-shards, else the array's, else data.num_shards."""
+    from_array = array_shard(args.num_shards) if args.shard is None else None
+    return from_array or (args.shard, args.num_shards or config.data.num_shards)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tokenize and pack xlam rows into Arrow shards plus a manifest.",
     )
     add_config_arguments(parser)
-    parser.add_argument("--shard", type=int, help="shard index (default: SLURM_ARRAY_TASK_ID, else all shards)")
-    parser.add_argument("--num-shards", type=int, help="number of shards (default: SLURM_ARRAY_TASK_COUNT, else data.num_shards)")
+    parser.add_argument("--shard", type=int, help="shard index (default: the SLURM array task's, else all shards)")
+    parser.add_argument("--num-shards", type=int, help="number of shards (default: the SLURM array's size, else data.num_shards)")
     parser.add_argument("--finalize", action="store_true", help="only write the manifest from complete shards")
     return parser
 
@@ -355,9 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config(args.config, args.overrides)
-    env_shard, env_count = default_shard_args()
-    num_shards = args.num_shards or env_count or config.data.num_shards
-    shard = args.shard if args.shard is not None else env_shard
+    shard, num_shards = shard_args(args, config)
     tokenizer = load_tokenizer(config)
     if not args.finalize:
         for index in [shard] if shard is not None else range(num_shards):

@@ -5,8 +5,7 @@ world size, DeepSpeed stage and offload, optional packages). A combination that 
 here with a message that names the setting to change, instead of failing an hour later on a cluster.
 
 Rules (the seed's, extended):
-- compute dtype: ``model.dtype`` when set, else bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU;
-- attention: ``model.attn_implementation`` when set, else flash_attention_2 when ``flash_attn`` is importable, else sdpa;
+- compute dtype and attention: fcdist.runtime's rules, the ones gather and inference use too;
 - QLoRA: NF4 (or FP4) 4-bit base, double quantization, LoRA adapters trained in fp32 under autocast;
   under ZeRO-3 the 4-bit weights are stored in the compute dtype so DeepSpeed can shard them;
 - LoRA targets ``all-linear`` resolve to the model's own linear layer names, never the output head.
@@ -27,8 +26,8 @@ from torch import nn
 
 from fcdist.config import JobConfig
 from fcdist.errors import InputError
+from fcdist.runtime import flash_attn_installed, local_rank, process_device, resolve_attention, resolve_dtype, torch_dtype
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # Backends whose document isolation transformers derives from position_ids (block-diagonal mask, or
 # flash-attention's variable-length path for one flattened row). Anything else is refused.
 PACKING_BACKENDS = ("flash_attention_2", "sdpa", "flex_attention", "eager")
@@ -54,7 +53,7 @@ class Runtime:
 
     @property
     def device(self) -> torch.device:
-        return torch.device("cuda", self.local_rank) if self.gpu else torch.device("cpu")
+        return process_device(self.gpu, self.local_rank)
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class Choices:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
+        return torch_dtype(self.dtype)
 
 
 def deepspeed_settings() -> tuple[int, bool, bool]:
@@ -92,33 +91,20 @@ def detect_runtime() -> Runtime:
     return Runtime(
         gpu=torch.cuda.is_available(),
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        local_rank=local_rank(),
         zero_stage=stage,
         offload_params=offload_params,
         offload_optimizer=offload_optimizer,
-        flash_attn=importlib.util.find_spec("flash_attn") is not None,
+        flash_attn=flash_attn_installed(),
         liger=importlib.util.find_spec("liger_kernel") is not None,
         mixed_precision_env=os.environ.get("ACCELERATE_MIXED_PRECISION", "no"),
     )
 
 
-def resolve_dtype(config: JobConfig, runtime: Runtime) -> str:
-    if config.model.dtype != "auto":
-        return config.model.dtype
-    if not runtime.gpu:
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-def resolve_attention(config: JobConfig, runtime: Runtime) -> str:
-    if config.model.attn_implementation != "auto":
-        return config.model.attn_implementation
-    return "flash_attention_2" if runtime.flash_attn and runtime.gpu else "sdpa"
-
-
 def resolve_choices(config: JobConfig, runtime: Runtime) -> Choices:
     """Resolve dtype and attention, then refuse any combination that cannot train."""
-    dtype, attention = resolve_dtype(config, runtime), resolve_attention(config, runtime)
+    dtype = resolve_dtype(config.model.dtype, runtime.gpu)
+    attention = resolve_attention(config.model.attn_implementation, runtime.gpu, runtime.flash_attn)
     for problem in setup_problems(config, runtime, dtype, attention):
         raise SetupError(problem)
     return Choices(dtype=dtype, attn_implementation=attention, flatten_rows=attention == "flash_attention_2")
@@ -231,7 +217,7 @@ def quantization_config(config: JobConfig, choices: Choices, runtime: Runtime):
         bnb_4bit_quant_type=config.quant.quant_type,
         bnb_4bit_use_double_quant=config.quant.double_quant,
         bnb_4bit_compute_dtype=choices.torch_dtype,
-        bnb_4bit_quant_storage=torch.uint8 if storage == "uint8" else DTYPES[storage],
+        bnb_4bit_quant_storage=torch.uint8 if storage == "uint8" else torch_dtype(storage),
     )
 
 

@@ -52,7 +52,9 @@ from fcdist.atomic import write_text_atomic
 from fcdist.checkpoints import read_latest_pointer, resumable_checkpoint, write_file_manifest
 from fcdist.config import JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
 from fcdist.errors import InputError
-from fcdist.preprocess.shards import check_manifest, load_tokenizer
+from fcdist.preprocess.shards import check_manifest
+from fcdist.runtime import load_tokenizer
+from fcdist.train.collective import barrier, broadcast_from_main, distributed
 from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
 from fcdist.train.lock import acquire, is_main_process
@@ -342,24 +344,6 @@ class ProgressBar(TrainerCallback):
         """End the bar's line, also when training fails, so an error message starts a line of its own."""
         if self.bar is not None:
             self.bar.close()
-
-
-def distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def barrier() -> None:
-    if distributed():
-        dist.barrier()
-
-
-def broadcast_from_main(value):
-    """Rank 0's ``value`` on every rank (a collective: every rank must call it)."""
-    if not distributed():
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 # ---------------------------------------------------------------- the stage

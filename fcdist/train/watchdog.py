@@ -32,6 +32,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from fcdist.config import DistributedConfig
+from fcdist.train.collective import broadcast_from_main
 
 EXIT_CODE = 3
 POLL_SECONDS = 1.0
@@ -108,8 +109,6 @@ class HangWatchdog(TrainerCallback):
         self.peer_fired = threading.Event()
 
     def __enter__(self) -> HangWatchdog:
-        from fcdist.train.trainer import broadcast_from_main  # the trainer imports this module
-
         self.folder = self.run_dir / f"hang-{broadcast_from_main(time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()))}"
         self.rule.began(time.monotonic())
         threading.Thread(target=self._watch, name="fcdist-hang-watchdog", daemon=True).start()

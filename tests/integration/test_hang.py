@@ -14,6 +14,7 @@ import pytest
 
 from fcdist.config import save_resolved
 from fcdist.preprocess import shards
+from fcdist.runtime import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOOR_S = 5  # distributed.hang_min_seconds: tiny CPU steps take well under a second
@@ -36,7 +37,7 @@ def short_limits_job(tiny_config_factory, name: str, *overrides: str):
         "train.global_batch_size=4", "train.logging_steps=1", "distributed.timeout_minutes=30",
         f"distributed.hang_min_seconds={FLOOR_S}", "distributed.hang_startup_minutes=3",  # start-up on a busy 2-core machine
         *overrides)
-    tokenizer = shards.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     shards.preprocess_shard(config, 0, 1, tokenizer)
     shards.write_manifest(config, 1, tokenizer)
     return config

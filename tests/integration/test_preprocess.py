@@ -12,12 +12,13 @@ from fcdist.data.xlam import BadRowError, is_heldout, parse_row
 from fcdist.preprocess import shards
 from fcdist.preprocess.fingerprint import fingerprint_components
 from fcdist.preprocess.tokenize import IGNORE_INDEX, tokenize_row
+from fcdist.runtime import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(config, num_shards):
-    tokenizer = shards.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     for index in range(num_shards):
         shards.preprocess_shard(config, index, num_shards, tokenizer)
     return json.loads(shards.write_manifest(config, num_shards, tokenizer).read_text())
@@ -41,7 +42,7 @@ def raw_rows(path):
 
 def test_masking_marks_exactly_the_completion_and_eos(tiny_config_factory, synth_data_file):
     config = tiny_config_factory()
-    tokenizer = shards.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     for raw in raw_rows(synth_data_file)[:200]:
         row = parse_row(raw, "synth")
         doc = tokenize_row(row, tokenizer, "seed", "completion")
@@ -70,7 +71,7 @@ def test_shards_and_manifest(tiny_config_factory, synth_data_file):
     assert sum(map(len, docs)) == totals["tokens"]
     assert all(len(d) <= config.data.max_length for d in docs)
 
-    tokenizer = shards.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     heldout_docs = {tuple(tokenize_row(parse_row(r, "s"), tokenizer, "seed", "completion").input_ids)
                     for r in rows if r["id"] in set(heldout_ids)}
     assert not heldout_docs & set(docs), "held-out rows never reach training"
@@ -142,8 +143,8 @@ def test_fingerprint_names_the_changed_setting(tiny_config_factory, override, ke
     run(config, 1)
     changed = tiny_config_factory(override)
     with pytest.raises(ValueError, match=f"other settings: {key} "):
-        shards.check_manifest(changed, shards.load_tokenizer(changed))
-    assert shards.check_manifest(config, shards.load_tokenizer(config))["num_shards"] == 1
+        shards.check_manifest(changed, load_tokenizer(changed))
+    assert shards.check_manifest(config, load_tokenizer(config))["num_shards"] == 1
 
 
 def test_shards_of_an_older_preprocessing_format_are_not_trained_on(tiny_config_factory):
@@ -154,12 +155,12 @@ def test_shards_of_an_older_preprocessing_format_are_not_trained_on(tiny_config_
     del manifest["fingerprint_components"]["preprocess.format"]  # what a manifest from before the format looks like
     path.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="other settings: preprocess.format "):
-        shards.check_manifest(config, shards.load_tokenizer(config))
+        shards.check_manifest(config, load_tokenizer(config))
 
 
 def test_fingerprint_follows_data_content_and_tokenizer(tiny_config_factory, synth_data_file, tmp_path):
     config = tiny_config_factory()
-    tokenizer = shards.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     base = fingerprint_components(config, tokenizer)
     edited = tmp_path / "edited.jsonl"
     edited.write_text(synth_data_file.read_text().replace("</", "</", 1) + "\n")
@@ -202,6 +203,21 @@ def test_cli_preprocess_all_shards_then_manifest(tiny_config_factory, tiny_model
     assert manifest["num_shards"] == 2 and manifest["totals"]["rows_in"] == 600
 
 
+def test_cli_preprocess_last_task_of_a_one_based_array(tiny_model_dir, synth_data_file, tmp_path, monkeypatch):
+    """`fcdist preprocess` run straight in `sbatch --array=1-4`: task 4 builds shard 3 of 4 (it used to ask for a
+    shard 4 of 4, past the rows), by the rule infer follows too (tests/unit/test_runtime.py)."""
+    from fcdist.cli import main
+
+    for key, value in {"ID": 4, "MIN": 1, "MAX": 4, "COUNT": 4}.items():
+        monkeypatch.setenv(f"SLURM_ARRAY_TASK_{key}", str(value))
+    args = ["preprocess", "--config", "configs/jobs/tiny-cpu.yaml", f"model.name_or_path={tiny_model_dir}",
+            f"data.source={synth_data_file}", f"output.root={tmp_path}"]
+    assert main(args) == 0
+    packed = tmp_path / "tiny-cpu" / "packed"
+    assert sorted(p.name for p in packed.glob("shard-*")) == ["shard-3-of-4"]
+    assert json.loads((packed / "shard-3-of-4" / shards.MARKER).read_text())["rows_in"] == 150
+
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
     "{% if tools %}<|tools|>{% for t in tools %}{{ t['name'] }};{% endfor %}\n{% endif %}"
@@ -211,7 +227,7 @@ CHAT_TEMPLATE = (
 
 def test_chat_template_mode_renders_with_the_tokenizer_template(tiny_config_factory, synth_data_file):
     config = tiny_config_factory("data.template=chat")
-    tokenizer = shards.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     tokenizer.chat_template = CHAT_TEMPLATE
     row = parse_row(raw_rows(synth_data_file)[0], "synth")
     doc = tokenize_row(row, tokenizer, "chat", "completion")
@@ -245,7 +261,7 @@ def test_truncation_accounting_matches_the_shards(tiny_config_factory, synth_dat
     long_query = rows[0] | {"id": "long-prompt", "query": "please " * 400}  # its prompt alone is over max_length
     config = tiny_config_factory("data.max_length=256", "data.heldout_fraction=0",
                                  data=write_jsonl(tmp_path / "rows.jsonl", [long_query, *rows]))
-    tokenizer = shards.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     docs = [tokenize_row(parse_row(r, "s"), tokenizer, "seed", "completion") for r in [long_query, *rows]]
     prompt_lengths = [doc.labels.index(next(label for label in doc.labels if label != IGNORE_INDEX)) for doc in docs]
     over = [(len(doc.input_ids), prompt) for doc, prompt in zip(docs, prompt_lengths) if len(doc.input_ids) > 256]

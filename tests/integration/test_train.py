@@ -29,6 +29,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from fcdist.config import load_config, save_resolved
 from fcdist.preprocess import shards
 from fcdist.preprocess.fingerprint import fingerprint_components, fingerprint_hash
+from fcdist.runtime import load_tokenizer
 from fcdist.train.lock import acquire
 from fcdist.train.metrics import read_metrics
 from fcdist.train.model import SetupError
@@ -53,7 +54,7 @@ def job(tiny_model_dir, synth_data_file, tmp_path_factory):
         config = load_config(ROOT / "configs/jobs/tiny-cpu.yaml", [
             f"model.name_or_path={tiny_model_dir}", f"data.source={data or synth_data_file}",
             f"output.root={runs}", f"output.name={name}", *FAST, *overrides])
-        tokenizer = shards.load_tokenizer(config)
+        tokenizer = load_tokenizer(config)
         config.data.packed_dir = str(packed_root / fingerprint_hash(fingerprint_components(config, tokenizer)))
         if not (config.packed_dir / shards.MANIFEST).is_file():
             shards.preprocess_shard(config, 0, 1, tokenizer)

@@ -13,8 +13,8 @@ from fcdist.config import load_config
 from fcdist.data.xlam import parse_row
 from fcdist.infer import (
     build_parser, cut_after_close, free_form_prompt, generate_calls, greedy_settings, load_inference_tokenizer,
-    load_model_for_inference, merge_shards, pick_attention, pick_cache, pick_compile, resume, row_prompts,
-    shard_from_environment, shard_path, shard_slice, stop_ids, tokens_used,
+    inference_attention, load_model_for_inference, merge_shards, pick_cache, pick_compile, resume, row_prompts, shard_path, shard_slice,
+    stop_ids, tokens_used,
 )
 from fcdist.preprocess.tokenize import end_token_id
 
@@ -113,7 +113,7 @@ def test_cache_auto_is_static_on_a_gpu_only():
     assert pick_cache("auto", torch.device("cpu")) == "dynamic"
     assert pick_cache("auto", torch.device("cuda", 0)) == "static"
     assert pick_cache("static", torch.device("cpu")) == "static"
-    assert pick_attention("auto", torch.device("cuda", 0), static_cache=True) == "sdpa"
+    assert inference_attention("auto", "auto", torch.device("cuda", 0)) == "sdpa"
 
 
 def test_compile_where_it_cannot_run_is_refused_naming_the_setting(model_and_tokenizer):
@@ -198,19 +198,6 @@ def test_shard_slices_are_contiguous_and_cover_every_row_once():
 def test_shard_file_sits_beside_the_output(tmp_path):
     assert shard_path(tmp_path / "pred.jsonl", 0, 1) == tmp_path / "pred.jsonl"
     assert shard_path(tmp_path / "pred.jsonl", 2, 3) == tmp_path / "pred.shard-2-of-3.jsonl"
-
-
-def test_shard_defaults_come_from_slurm_arrays_then_ranks(monkeypatch):
-    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "RANK", "WORLD_SIZE"):
-        monkeypatch.delenv(name, raising=False)
-    assert shard_from_environment() == (0, 1)
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    assert shard_from_environment() == (1, 4)
-    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")  # --array=1-3
-    assert shard_from_environment() == (2, 3)
 
 
 def write_lines(path: Path, records: list[dict]) -> None:
