@@ -10,7 +10,6 @@ it adds the rendered lengths (seed format + eos). Without --synth files it measu
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections.abc import Callable

@@ -38,6 +38,7 @@ from fcdist.runtime import (DTYPES, flash_attn_installed, load_tokenizer_from, p
                             shard_from_environment, torch_dtype)
 
 if TYPE_CHECKING:  # torch and transformers load only when a model does, so --help and --merge-shards stay fast
+    import torch
     from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
     from vllm import LLM
     from vllm.lora.request import LoRARequest

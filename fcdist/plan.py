@@ -127,11 +127,11 @@ def runtime_of(config: JobConfig, hardware: Hardware, world_size: int | None = N
 
 
 def planned_dtype(config: JobConfig, runtime: Runtime, hardware: Hardware) -> str:
-    """Training's rule (model.resolve_dtype), with the planned GPU's bf16 support instead of torch.cuda's."""
-    from fcdist.train.model import resolve_dtype
+    """Training's rule (runtime.resolve_dtype), with the planned GPU's bf16 support instead of torch.cuda's."""
+    from fcdist.runtime import resolve_dtype
 
     if config.model.dtype != "auto" or hardware.gpu_type is None:
-        return resolve_dtype(config, runtime)
+        return resolve_dtype(config.model.dtype, gpu=False)  # the setting itself, or fp32 without a GPU
     return "bf16" if hardware.gpu_type.bf16 else "fp16"
 
 
@@ -258,7 +258,8 @@ def lora_targets(config: JobConfig, model_config) -> str:
 
 def make_plan(config: JobConfig, hardware: Hardware, model_config) -> JobPlan:
     from fcdist.submit import check_accelerate_config
-    from fcdist.train.model import SetupError, resolve_attention, setup_problems
+    from fcdist.runtime import resolve_attention
+    from fcdist.train.model import SetupError, setup_problems
     from fcdist.train.trainer import plan_batches
     from fcdist.train.tune import model_shape
 
@@ -266,7 +267,7 @@ def make_plan(config: JobConfig, hardware: Hardware, model_config) -> JobPlan:
     runtime = runtime_of(config, hardware)
     config, tuning = tuned(config, model_config, hardware, runtime)
     dtype = planned_dtype(config, runtime, hardware)
-    attention = resolve_attention(config, runtime)
+    attention = resolve_attention(config.model.attn_implementation, runtime.gpu, runtime.flash_attn)
     problems = setup_problems(config, runtime, dtype, attention)
     try:
         targets = lora_targets(config, model_config)

@@ -26,7 +26,7 @@ LAYERS = [
     {"gather"},
     {"infer"},
     {"score"},
-    {"cli", "demo", "submit"},  # drivers: they start the stages
+    {"cli", "demo", "submit", "plan"},  # drivers: they start (or plan) the stages
 ]
 
 

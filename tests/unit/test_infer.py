@@ -132,7 +132,7 @@ def test_running_out_of_memory_names_the_batch_size(model_and_tokenizer, short_p
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
 
     monkeypatch.setattr(model, "generate", out_of_memory)
-    with pytest.raises(RuntimeError, match=rf"generating 3 prompts of up to \d+ tokens \+ infer.max_new_tokens=5: lower infer.batch_size"):
+    with pytest.raises(RuntimeError, match=r"generating 3 prompts of up to \d+ tokens \+ infer.max_new_tokens=5: lower infer.batch_size"):
         next(generate_calls(model, tokenizer, short_prompts, 5, batch_size=3))
 
 
