@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM
 from fcdist import gather
 from fcdist.checkpoints import CheckpointError, write_file_manifest
 from fcdist.config import save_resolved
+from fcdist.layout import RunLayout
 from fcdist.preprocess import shards
 from fcdist.train.trainer import train
 
@@ -148,9 +149,9 @@ def test_interrupted_gather_leaves_no_complete_looking_folder(tiny_config_factor
 def test_missing_checkpoint_is_named(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(FileNotFoundError, match="no complete checkpoint yet"):
-        gather.resolve_checkpoint(tmp_path, "latest")
+        RunLayout.at(tmp_path).checkpoint("latest")
     with pytest.raises(CheckpointError, match="--checkpoint names step-7, which does not exist"):
-        gather.resolve_checkpoint(tmp_path, "step-7")
+        RunLayout.at(tmp_path).checkpoint("step-7")
 
 
 def test_gather_takes_overrides_of_the_run_config(tiny_config_factory, tiny_model_dir, tmp_path, capsys):
@@ -168,13 +169,11 @@ def test_gather_takes_overrides_of_the_run_config(tiny_config_factory, tiny_mode
 def test_full_finetuning_run_gathers_the_whole_model_as_safetensors(tiny_config_factory):
     from safetensors.torch import load_file as read_weights
 
-    from fcdist.infer import resolve_run
-
     config = preprocessed(tiny_config_factory(*SMALL, "train.max_steps=3", "lora.enabled=false"))
     train(config)
     out = gather.gather(config.run_dir)
     merged = out / "merged"
-    assert resolve_run(config.run_dir) == merged, "infer --run takes the full model"
+    assert RunLayout.at(config.run_dir).gathered_model() == merged, "infer --run takes the full model"
     assert sorted(p.suffix for p in merged.iterdir() if p.suffix in (".safetensors", ".pt", ".bin", ".pth")) == [".safetensors"]
     assert (merged / "tokenizer.json").is_file() and not (out / "adapter").exists()
     saved = read_weights(str(config.run_dir / "checkpoints" / "step-3" / "model.safetensors"))
