@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from fcdist.atomic import replace_dir
-from fcdist.checkpoints import LATEST, CheckpointError, EmptyAdapterError, check_adapter_not_empty, step_number
+from fcdist.checkpoints import LATEST, CheckpointError, check_adapter_not_empty, step_number
 from fcdist.config import JobConfig, add_config_arguments, load_run_config, to_dict
 from fcdist.layout import RunLayout
 from fcdist.model.tokenizer import load_tokenizer_from
