@@ -170,7 +170,7 @@ class SbatchJob:
     arguments: list[str]
 
     def argv(self, after_id: str | None = None) -> list[str]:
-        dependency = [f"--dependency=afterok:{after_id}"] if self.after else []
+        dependency = [f"--dependency=afterok:{after_id}"] if after_id else []
         return ["sbatch", *dependency, *self.options, self.template, *self.arguments]
 
     def submit_line(self) -> str:
@@ -288,7 +288,7 @@ def request_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m fcdist.stages {command}")
+    parser = argparse.ArgumentParser(prog=f"python -m fcdist.stages {command}", allow_abbrev=False)
     if command == "sbatch-lines":
         request_arguments(parser)
         parser.add_argument("--time", help="the training job's time limit (sbatch --time)")
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "sbatch-lines":
             return sbatch_lines(argv[1:])
         if command == "run":
-            args = build_parser("run").parse_args(argv[1:])
+            args = build_parser("run").parse_intermixed_args(argv[1:])
             run_task(args.stage, ["--config", args.config, *args.overrides], args.shard, args.num_shards)
             return 0
     except (ConfigError, SubmitError) as e:
