@@ -20,7 +20,9 @@ from pathlib import Path
 
 from fcdist.checkpoints import LATEST, read_latest_pointer, step_folder, verify_checkpoint
 
-HELDOUT = "heldout.jsonl"  # preprocess writes it into the packed folder; infer and score read it
+# preprocess writes it into the packed folder (its own HELDOUT: importing it here would tie the run layout into
+# preprocessing's import circle; a test holds the two equal); infer and score read it
+HELDOUT = "heldout.jsonl"
 
 
 @dataclass(frozen=True)

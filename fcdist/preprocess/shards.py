@@ -21,7 +21,6 @@ from pathlib import Path
 from fcdist.atomic import replace_dir, write_text_atomic
 from fcdist.config import JobConfig, add_config_arguments, load_config
 from fcdist.data.xlam import BadRowError, SkipReport, is_heldout, load_raw, max_row_chars, parse_row
-from fcdist.layout import HELDOUT
 from fcdist.model.tokenizer import load_tokenizer_from
 from fcdist.preprocess.fingerprint import differing_keys, fingerprint_components, fingerprint_hash, sha256_file
 from fcdist.preprocess.packing import PackStats, length_summary, pack_documents
@@ -29,6 +28,7 @@ from fcdist.preprocess.tokenize import tokenize_rows
 
 MARKER = "COMPLETE.json"
 MANIFEST = "manifest.json"
+HELDOUT = "heldout.jsonl"
 DUPLICATE_ID = "duplicate id (an earlier row has the same id)"
 # PackStats counts recorded in each shard's marker and summed in the manifest
 COUNTED_STATS = ("truncated", "partial_loss", "dropped", "dropped_no_loss", "tokens", "loss_tokens", "loss_tokens_lost")
