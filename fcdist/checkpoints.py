@@ -20,10 +20,15 @@ from fcdist.preprocess.fingerprint import sha256_file
 
 FILE_MANIFEST = "fcdist_files.json"
 STEP_FOLDER = re.compile(r"step-\d+")
+LATEST = "latest"  # checkpoints/latest: the name of the newest complete step folder
 
 
 class CheckpointError(InputError):
     """A checkpoint or ``latest`` pointer that cannot be used; the message names the file."""
+
+
+class EmptyAdapterError(RuntimeError):
+    """The adapter has no trained weights: the classic ZeRO-3 save bug, or a run that never stepped."""
 
 
 def step_number(folder: Path) -> int:
@@ -84,7 +89,7 @@ def step_folders(checkpoints: Path) -> list[Path]:
 
 def read_latest_pointer(checkpoints: Path) -> Path | None:
     """The folder ``checkpoints/latest`` names, or None when there is no pointer (nothing saved yet)."""
-    pointer = checkpoints / "latest"
+    pointer = checkpoints / LATEST
     if not pointer.is_file():
         return None
     name = pointer.read_text().strip()
@@ -112,3 +117,16 @@ def resumable_checkpoint(checkpoints: Path, fallback: bool) -> tuple[Path | None
         raise CheckpointError(f"{skipped[0]}; refusing to resume from an incomplete checkpoint "
                               "(set train.resume_fallback=true to resume from the newest complete one)")
     raise CheckpointError(f"no complete checkpoint in {checkpoints}: {'; '.join(skipped)}")
+
+
+def check_adapter_not_empty(adapter_dir: Path, checkpoint: Path) -> int:
+    """LoRA's B matrices start at zero, so an adapter whose B weights are all zero never learned (or was
+    saved from unpartitioned ZeRO-3 placeholders). Returns the number of adapter tensors."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    lora_b = [t for name, t in weights.items() if "lora_B" in name]
+    if not weights or not lora_b or all(t.numel() == 0 or not t.any() for t in lora_b):
+        raise EmptyAdapterError(f"{checkpoint}: the adapter is empty or all zeros ({len(weights)} tensors); "
+                                "refusing to gather it")
+    return len(weights)

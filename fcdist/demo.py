@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from fcdist.atomic import write_text_atomic
-from fcdist.cli import main as fcdist
 from fcdist.config import JobConfig, add_config_arguments, load_config
 from fcdist.data.xlam import heldout_score
+from fcdist.layout import RunLayout
+from fcdist.stages import Request, infer_command, local_train_command, plan, run_fcdist, run_task, score_command
 
 DEFAULT_CONFIG = "configs/jobs/demo-cpu.yaml"
 CATEGORIES = ("all", "simple", "multiple", "parallel", "parallel-multiple")
@@ -29,11 +29,6 @@ CATEGORIES = ("all", "simple", "multiple", "parallel", "parallel-multiple")
 
 def step(title: str) -> None:
     print(f"\n=== {title}", flush=True)
-
-
-def run_stage(*argv: str) -> None:
-    if fcdist(list(argv)) != 0:
-        raise SystemExit(f"fcdist demo: `fcdist {' '.join(argv)}` failed")
 
 
 def unseen_path(config: JobConfig) -> Path:
@@ -89,20 +84,28 @@ def make_data(config: JobConfig) -> None:
 def make_model(config: JobConfig) -> None:
     if not Path(config.model.name_or_path).exists():
         step(f"model: random-init {config.demo.model_size} -> {config.model.name_or_path}")
-        run_stage("tiny-model", "--out", config.model.name_or_path, "--size", config.demo.model_size,
-                  "--seed", str(config.demo.synth_seed))
+        run_fcdist(["tiny-model", "--out", config.model.name_or_path, "--size", config.demo.model_size,
+                    "--seed", str(config.demo.synth_seed)])
 
 
-def launch_training(config_path: str, overrides: list[str], accelerate_config: str) -> None:
-    """Training runs under ``accelerate launch`` exactly as users and the SLURM template start it."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
-               "launch/train.py", "--config", config_path, *overrides]
-    print("$ " + " ".join(command), flush=True)
-    subprocess.run(command, check=True)
+def run_chain(config: JobConfig, config_args: list[str], last: str) -> None:
+    """The chain's stages (fcdist/stages.py) up to ``last`` on this machine, one task after the other; training
+    under ``accelerate launch`` exactly as users and the SLURM template start it."""
+    for job in plan(config, Request()):
+        step(job.stage.name)
+        if job.stage.commands is None:
+            command = local_train_command(config.distributed.accelerate_config, config_args)
+            print("$ " + " ".join(command), flush=True)
+            subprocess.run(command, check=True)
+        else:
+            for shard in range(job.tasks):
+                run_task(job.stage.name, config_args, shard, job.num_shards or 1)
+        if job.stage.name == last:
+            return
 
 
 def evaluation_sets(config: JobConfig) -> dict[str, Path]:
-    sets = {"seen functions": config.packed_dir / "heldout.jsonl"}
+    sets = {"seen functions": RunLayout.of(config).heldout}
     if unseen_path(config).is_file():
         sets["unseen functions"] = unseen_path(config)
     return sets
@@ -116,10 +119,9 @@ def evaluate(config: JobConfig, common: list[str]) -> dict[str, dict[str, dict]]
         for name, gold in evaluation_sets(config).items():
             slug = f"{model}-{name.replace(' ', '-')}"
             step(f"infer + score: {model} model, held-out rows with {name}")
-            predictions = config.run_dir / "predictions" / f"{slug}.jsonl"
-            report = config.run_dir / "score" / f"{slug}.json"
-            run_stage("infer", *model_args, *common, "--data", str(gold), "--out", str(predictions), "--no-progress")
-            run_stage("score", "--gold", str(gold), "--predictions", str(predictions), "--out", str(report))
+            predictions, report = RunLayout.of(config).evaluation(slug)
+            run_fcdist(infer_command(model_args, common, gold, predictions))
+            run_fcdist(score_command(gold, predictions, report))
             reports.setdefault(name, {})[model] = json.loads(report.read_text())
     return reports
 
@@ -196,14 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--config", args.config, *args.overrides]
 
     make_data(config)
-    make_model(config)
-    step("preprocess")
-    run_stage("preprocess", *common)
-    step("train")
-    launch_training(args.config, args.overrides, config.distributed.accelerate_config)
-    step("gather")
-    run_stage("gather", "--run", str(config.run_dir))
-    reports = evaluate(config, common)
+    try:
+        make_model(config)
+        run_chain(config, common, last="gather")  # the chain's infer and score: evaluate() runs them per model and set
+        reports = evaluate(config, common)
+    except RuntimeError as e:
+        raise SystemExit(f"fcdist demo: {e}") from None
     step(f"learning report ({config.run_dir / 'learning.md'})")
     print(write_learning_report(config, reports), end="")
     return 0

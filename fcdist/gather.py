@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 from fcdist.atomic import replace_dir
-from fcdist.checkpoints import CheckpointError, read_latest_pointer, step_folder, step_number, verify_checkpoint
+from fcdist.checkpoints import LATEST, CheckpointError, check_adapter_not_empty, step_number
 from fcdist.config import JobConfig, add_config_arguments, load_run_config, to_dict
+from fcdist.layout import RunLayout
 from fcdist.preprocess.fingerprint import sha256_file
 from fcdist.runtime import load_tokenizer_from, pick_device, resolve_dtype, torch_dtype
 
@@ -33,24 +34,6 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 # training_args.bin, rng_state.pth) are never copied out of the run.
 FULL_MODEL_PATTERNS = ("config.json", "generation_config.json", "model.safetensors", "model-*.safetensors",
                        "model.safetensors.index.json")
-
-
-class EmptyAdapterError(RuntimeError):
-    """The adapter has no trained weights: the classic ZeRO-3 save bug, or a run that never stepped."""
-
-
-def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
-    """``latest`` follows the pointer the trainer writes after each complete checkpoint; the folder must hold
-    exactly the files it was published with."""
-    checkpoints = run_dir / "checkpoints"
-    if checkpoint == "latest":
-        path = read_latest_pointer(checkpoints)
-        if path is None:
-            raise FileNotFoundError(f"{checkpoints / 'latest'}: no complete checkpoint yet (has training saved one?)")
-    else:
-        path = step_folder(checkpoints, checkpoint, "--checkpoint")
-    verify_checkpoint(path)
-    return path
 
 
 def is_deepspeed_checkpoint(path: Path) -> bool:
@@ -83,19 +66,6 @@ def adapter_from_zero_checkpoint(checkpoint: Path, config: JobConfig, out_dir: P
         raise RuntimeError(f"{checkpoint}: ZeRO state has parameters the PEFT model lacks, e.g. {missing[0]}")
     model.load_state_dict(state, strict=False)
     model.save_pretrained(str(out_dir))
-
-
-def check_adapter_not_empty(adapter_dir: Path, checkpoint: Path) -> int:
-    """LoRA's B matrices start at zero, so an adapter whose B weights are all zero never learned (or was
-    saved from unpartitioned ZeRO-3 placeholders). Returns the number of adapter tensors."""
-    from safetensors.torch import load_file
-
-    weights = load_file(str(adapter_dir / "adapter_model.safetensors"))
-    lora_b = [t for name, t in weights.items() if "lora_B" in name]
-    if not weights or not lora_b or all(t.numel() == 0 or not t.any() for t in lora_b):
-        raise EmptyAdapterError(f"{checkpoint}: the adapter is empty or all zeros ({len(weights)} tensors); "
-                                "refusing to gather it")
-    return len(weights)
 
 
 def write_adapter(checkpoint: Path, config: JobConfig, out_dir: Path, trust_pickles: bool) -> None:
@@ -158,12 +128,13 @@ def file_hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def gather(run_dir: Path, checkpoint: str = "latest", merge: bool = False, overrides: list[str] | None = None,
+def gather(run_dir: Path, checkpoint: str = LATEST, merge: bool = False, overrides: list[str] | None = None,
            trust_remote_code: bool = False, trust_pickles: bool = False) -> Path:
     """Build ``<run>/gathered/`` from one checkpoint with the run's saved config (and overrides); returns its path."""
     config = load_run_config(run_dir, overrides, trust_remote_code)
-    source = resolve_checkpoint(run_dir, checkpoint)
-    final = run_dir / "gathered"
+    layout = RunLayout.at(run_dir)
+    source = layout.checkpoint(checkpoint)
+    final = layout.gathered
     tmp = run_dir / f".gathered.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -191,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn a training checkpoint (DDP or DeepSpeed ZeRO) into a PEFT adapter folder, optionally merged.",
     )
     parser.add_argument("--run", required=True, type=Path, help="run folder (runs/<name>)")
-    parser.add_argument("--checkpoint", default="latest", help="step-N or latest (default)")
+    parser.add_argument("--checkpoint", default=LATEST, help="step-N or latest (default)")
     parser.add_argument("--merge", action="store_true", help="also write the adapter merged into the base weights")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run model code shipped with the base model (a run's saved config never turns it on)")

@@ -32,6 +32,7 @@ from fcdist.atomic import write_text_atomic
 from fcdist.config import JobConfig, add_config_arguments, load_config, load_run_config
 from fcdist.data.render import CALLS_CLOSE, CALLS_OPEN
 from fcdist.data.xlam import XlamRow, max_row_chars, read_rows
+from fcdist.layout import RunLayout
 from fcdist.preprocess.shards import HELDOUT
 from fcdist.preprocess.tokenize import end_token_id, render_row
 from fcdist.runtime import (DTYPES, flash_attn_installed, load_tokenizer_from, pick_device, resolve_attention, resolve_dtype,
@@ -513,13 +514,6 @@ def generate_one(model_dir: Path, config: JobConfig, prompt: str, base_model: st
     return next(batches)[0].completion
 
 
-def resolve_run(run_dir: Path) -> Path:
-    """What gather left in a run: ``merged/`` when it wrote one, else ``adapter/``."""
-    gathered = run_dir / "gathered"
-    for name in ("merged", "adapter"):
-        if (gathered / name).is_dir():
-            return gathered / name
-    raise FileNotFoundError(f"{gathered}: no merged/ or adapter/ folder; run `fcdist gather --run {run_dir}` first")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -572,7 +566,7 @@ def run_stage(args: argparse.Namespace, parser: argparse.ArgumentParser, config:
             parser.error("--merge-shards needs --num-shards")
         print(f"merged {args.num_shards} shard(s) into {merge_shards(args.out, args.num_shards, data)}")
         return 0
-    model_dir = resolve_run(args.run) if args.run else args.model
+    model_dir = RunLayout.at(args.run).gathered_model() if args.run else args.model
     base = config.model.name_or_path if args.run else None
     if args.prompt is not None:
         print(generate_one(model_dir, config, args.prompt, base))

@@ -13,8 +13,9 @@
 set -euo pipefail
 
 vars=$(python -m fcdist.submit job-env gather "$@") || exit 1
-eval "$vars"  # RUN LOG CONFIG_ARGS ...
+eval "$vars"  # RUN LOG CONFIG_ARGS
 [[ /dev/stdout -ef $LOG ]] || { echo "fcdist: log: $LOG"; exec >>"$LOG" 2>&1; }
 echo "fcdist: job $SLURM_JOB_ID: slurm/gather.sh $(printf '%q ' "$@")"
 
-python -m fcdist.cli gather --run "$RUN"
+# `fcdist gather --run RUN` (the chain: fcdist/stages.py)
+python -m fcdist.stages run gather "${CONFIG_ARGS[@]}"

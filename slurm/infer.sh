@@ -16,9 +16,10 @@
 set -euo pipefail
 
 vars=$(python -m fcdist.submit job-env infer "$@") || exit 1
-eval "$vars"  # RUN LOG CONFIG_ARGS HELDOUT PREDICTIONS SHARD NUM_SHARDS ...
+eval "$vars"  # RUN LOG CONFIG_ARGS SHARD NUM_SHARDS
 [[ /dev/stdout -ef $LOG ]] || { echo "fcdist: log: $LOG"; exec >>"$LOG" 2>&1; }
 echo "fcdist: job ${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID, shard $SHARD of $NUM_SHARDS: slurm/infer.sh $(printf '%q ' "$@")"
 
-python -m fcdist.cli infer --run "$RUN" --data "$HELDOUT" --out "$PREDICTIONS" \
-    --shard "$SHARD" --num-shards "$NUM_SHARDS" --no-progress "${CONFIG_ARGS[@]}"
+# `fcdist infer --run RUN --data <packed_dir>/heldout.jsonl --out RUN/predictions.jsonl --shard SHARD
+# --num-shards NUM_SHARDS` with the config (the chain: fcdist/stages.py)
+python -m fcdist.stages run infer --shard "$SHARD" --num-shards "$NUM_SHARDS" "${CONFIG_ARGS[@]}"

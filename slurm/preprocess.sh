@@ -18,8 +18,9 @@ set -euo pipefail
 
 # A bad config, or a task outside the set of shards, fails here with the reason.
 vars=$(python -m fcdist.submit job-env preprocess "$@") || exit 1
-eval "$vars"  # RUN LOG CONFIG_ARGS SHARD NUM_SHARDS ...
+eval "$vars"  # RUN LOG CONFIG_ARGS SHARD NUM_SHARDS
 [[ /dev/stdout -ef $LOG ]] || { echo "fcdist: log: $LOG"; exec >>"$LOG" 2>&1; }
 echo "fcdist: job ${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID, shard $SHARD of $NUM_SHARDS: slurm/preprocess.sh $(printf '%q ' "$@")"
 
-python -m fcdist.cli preprocess "${CONFIG_ARGS[@]}" --shard "$SHARD" --num-shards "$NUM_SHARDS"
+# `fcdist preprocess --shard SHARD --num-shards NUM_SHARDS` with the config (the chain: fcdist/stages.py)
+python -m fcdist.stages run preprocess --shard "$SHARD" --num-shards "$NUM_SHARDS" "${CONFIG_ARGS[@]}"

@@ -14,11 +14,10 @@
 set -euo pipefail
 
 vars=$(python -m fcdist.submit job-env score "$@") || exit 1
-eval "$vars"  # RUN LOG CONFIG_ARGS HELDOUT PREDICTIONS REPORT NUM_SHARDS ...
+eval "$vars"  # RUN LOG CONFIG_ARGS NUM_SHARDS
 [[ /dev/stdout -ef $LOG ]] || { echo "fcdist: log: $LOG"; exec >>"$LOG" 2>&1; }
 echo "fcdist: job $SLURM_JOB_ID: slurm/score.sh $(printf '%q ' "$@")"
 
-if ((NUM_SHARDS > 1)); then
-    python -m fcdist.cli infer --merge-shards --num-shards "$NUM_SHARDS" --data "$HELDOUT" --out "$PREDICTIONS"
-fi
-python -m fcdist.cli score --gold "$HELDOUT" --predictions "$PREDICTIONS" --out "$REPORT"
+# `fcdist infer --merge-shards` when NUM_SHARDS > 1, then `fcdist score --gold <packed_dir>/heldout.jsonl
+# --predictions RUN/predictions.jsonl --out RUN/score/report.json` (the chain: fcdist/stages.py)
+python -m fcdist.stages run score --num-shards "$NUM_SHARDS" "${CONFIG_ARGS[@]}"

@@ -9,10 +9,11 @@
 # e.g. distributed.accelerate_config=configs/accelerate/multinode_zero3.yaml (it is recorded in the run).
 # Submit from the repository root, in the environment that has fcdist: sbatch hands both to the job.
 #
-# Time limit: 5 minutes before it SLURM sends USR1 to this shell (SLURM may send it up to 60 s early;
-# raise @300 if a step plus a checkpoint takes longer). The shell creates runs/<name>/STOP, the trainer
-# saves at the next step and exits 0, and the job requeues itself unless training is DONE; the next run
-# resumes from checkpoints/latest. SIGTERM (preemption, a limit reached unwarned) does the same as far
+# Time limit: 5 minutes before it SLURM sends USR2 to this shell, the preemption protocol `fcdist submit`
+# follows too (README, "On a SLURM cluster"; raise @300 here and PREEMPT_MARGIN_S in fcdist/stages.py if a
+# step plus a checkpoint takes longer). The shell creates runs/<name>/STOP, the trainer saves at the next
+# step and exits 0, and the job requeues itself unless training is DONE; the next run resumes from
+# checkpoints/latest. SIGTERM (preemption, a limit reached unwarned) does the same as far
 # as SLURM's KillWait allows, but a user's scancel is never requeued.
 #
 # Log: runs/<name>/slurm/train-<jobid>.out, appended to by every restart. SLURM's own --output (by default
@@ -21,7 +22,7 @@
 #SBATCH --job-name=fcdist-train
 #SBATCH --ntasks-per-node=1
 #SBATCH --exclusive
-#SBATCH --signal=B:USR1@300
+#SBATCH --signal=B:USR2@300
 #SBATCH --requeue
 #SBATCH --open-mode=append
 # --ntasks-per-node=1: the launcher starts the node's workers. --exclusive: whole nodes, so the workers
@@ -35,8 +36,8 @@ eval "$vars"  # RUN LOG CONFIG_ARGS STOP_FILE DONE_FILE ...
 echo "fcdist: job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NODELIST:" \
     "slurm/train.sh $(printf '%q ' "$@")"
 
-stop_and_requeue() {  # $1: USR1 or TERM
-    trap '' USR1 TERM
+stop_and_requeue() {  # $1: USR2 or TERM
+    trap '' USR2 TERM
     echo "fcdist: SIG$1 at $(date +%T): the trainer saves at its next step and stops"
     touch "$STOP_FILE"
     local rc=0
@@ -44,13 +45,13 @@ stop_and_requeue() {  # $1: USR1 or TERM
     rm -f "$STOP_FILE"
     [[ ! -f $DONE_FILE ]] || exit "$rc"
     # scancel sends TERM too: on TERM requeue only for the time limit or a preemption.
-    if [[ $1 == USR1 ]] || scontrol show job "$SLURM_JOB_ID" | grep -qE 'Reason=TimeLimit|PreemptTime=[0-9]'; then
+    if [[ $1 == USR2 ]] || scontrol show job "$SLURM_JOB_ID" | grep -qE 'Reason=TimeLimit|PreemptTime=[0-9]'; then
         echo "fcdist: training is not DONE (step exit $rc): requeued, it resumes from the latest checkpoint"
         scontrol requeue "$SLURM_JOB_ID"
     fi
     exit "$rc"
 }
-trap 'stop_and_requeue USR1' USR1
+trap 'stop_and_requeue USR2' USR2
 trap 'stop_and_requeue TERM' TERM
 
 # In the background so the traps run while it trains (bash runs them only between commands).

@@ -52,6 +52,7 @@ from fcdist.atomic import write_text_atomic
 from fcdist.checkpoints import read_latest_pointer, resumable_checkpoint, write_file_manifest
 from fcdist.config import JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
 from fcdist.errors import InputError
+from fcdist.layout import RunLayout
 from fcdist.preprocess.shards import check_manifest
 from fcdist.runtime import load_tokenizer
 from fcdist.train.collective import barrier, broadcast_from_main, distributed
@@ -105,12 +106,13 @@ class RunFolder:
     """Paths of ``runs/<name>/`` and the file operations on it; the writing methods run on rank 0 only."""
 
     def __init__(self, root: Path):
+        layout = RunLayout.at(root)  # the names every stage agrees on
         self.root = root
-        self.checkpoints = root / "checkpoints"
+        self.checkpoints = layout.checkpoints
         self.incomplete = self.checkpoints / ".incomplete"
-        self.latest_pointer = self.checkpoints / "latest"
-        self.stop_file = root / "STOP"
-        self.done_file = root / "DONE"
+        self.latest_pointer = layout.latest_pointer
+        self.stop_file = layout.stop
+        self.done_file = layout.done
         self.manifest = root / "manifest.json"
         self.metrics = root / "metrics.jsonl"
         self.tensorboard = root / "tensorboard"

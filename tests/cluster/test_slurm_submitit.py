@@ -37,7 +37,7 @@ def test_submitit_chain_with_an_interrupted_training_job(slurm_cluster, tiny_mod
     while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):  # step 4 logged
         assert time.monotonic() < deadline, "training did not reach step 4"
         time.sleep(0.2)
-    # What submitit's --signal=USR2@90 sends before the time limit (or a preemption does).
+    # What submitit's --signal=USR2@300 (stages.PREEMPT_MARGIN_S) sends before the time limit (or a preemption does).
     slurm_cluster.run("scancel", "--signal=USR2", train)
 
     assert slurm_cluster.wait(int(jobs["score"][0]), 420) == "COMPLETED", proc.stdout

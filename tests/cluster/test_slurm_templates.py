@@ -1,4 +1,4 @@
-"""slurm/*.sh on the real local cluster (tests/cluster/conftest.py): training on both nodes, USR1 before the
+"""slurm/*.sh on the real local cluster (tests/cluster/conftest.py): training on both nodes, USR2 before the
 time limit (save, requeue, resume to the same loss), a scancel that must not come back, a killed rank, the
 whole pipeline, and bad input.
 
@@ -117,15 +117,15 @@ def test_training_uses_both_nodes(slurm_cluster, reference):
     assert "fcdist node 0 of 2" in log.read_text() and "fcdist node 1 of 2" in log.read_text()
 
 
-def test_usr1_saves_requeues_and_resumes_to_the_same_loss(slurm_cluster, reference, packed, tmp_path):
+def test_usr2_saves_requeues_and_resumes_to_the_same_loss(slurm_cluster, reference, packed, tmp_path):
     job = sbatch(slurm_cluster, tmp_path, "train", *train_args(packed, tmp_path, "preempted"), options=("--nodes=2",))
     run = tmp_path / "preempted"
     wait_for("step 4", lambda: 4 in logged_steps(run), 120)
-    # What --signal=B:USR1@300 sends before the time limit.
-    slurm_cluster.run("scancel", "--signal=USR1", "--batch", str(job))
+    # What --signal=B:USR2@300 sends before the time limit.
+    slurm_cluster.run("scancel", "--signal=USR2", "--batch", str(job))
     assert slurm_cluster.wait(job, 300) == "COMPLETED", logs(run)
     text = logs(run)
-    assert "SIGUSR1" in text and "requeued" in text and f"job {job} (restart 1)" in text
+    assert "SIGUSR2" in text and "requeued" in text and f"job {job} (restart 1)" in text
     saved = re.search(r"stopped, resumable at step (\d+)", text)
     assert saved and f"resuming from {run}/checkpoints/step-{saved[1]}" in text, text
     assert logged_steps(run) == list(range(2, STEPS + 1, 2))  # every step logged once across the restart
@@ -183,7 +183,9 @@ def test_pipeline_runs_every_stage(slurm_cluster, user_env, tiny, tmp_path):
     report = json.loads((run / "score" / "report.json").read_text())
     heldout = (run / "packed" / "heldout.jsonl").read_text().splitlines()
     assert len((run / "predictions.jsonl").read_text().splitlines()) == len(heldout) > 0
-    assert report  # the scorer's own tests check its contents
+    gold_ids = [json.loads(line)["id"] for line in heldout]
+    assert sorted(row["id"] for row in report["per_row"]) == sorted(gold_ids)  # every held-out row scored once
+    assert report["n"] == len(heldout) and 0 <= report["exact_match"] <= report["name_accuracy"] <= report["parse_rate"] <= 1
     names = sorted(p.name for p in (run / "slurm").iterdir())
     assert names == sorted([f"preprocess-{jobs['preprocess']}_0.out", f"preprocess-{jobs['preprocess']}_1.out",
                             f"train-{jobs['train']}.out", f"gather-{jobs['gather']}.out",

@@ -14,8 +14,9 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from fcdist import gather
-from fcdist.checkpoints import CheckpointError, write_file_manifest
+from fcdist.checkpoints import CheckpointError, EmptyAdapterError, write_file_manifest
 from fcdist.config import save_resolved
+from fcdist.layout import RunLayout
 from fcdist.preprocess import shards
 from fcdist.train.trainer import train
 
@@ -123,7 +124,7 @@ def test_empty_adapter_is_refused_naming_the_checkpoint(tiny_config_factory):
     weights = load_file(str(checkpoint / "adapter_model.safetensors"))
     save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in weights.items()}, str(checkpoint / "adapter_model.safetensors"))
     write_file_manifest(checkpoint)  # as a run whose trainer saved it so: what gather checks is the adapter itself
-    with pytest.raises(gather.EmptyAdapterError, match=r"step-3: the adapter is empty or all zeros"):
+    with pytest.raises(EmptyAdapterError, match=r"step-3: the adapter is empty or all zeros"):
         gather.gather(config.run_dir)
     assert not (config.run_dir / "gathered").exists()
     assert not list(config.run_dir.glob(".gathered*")), "nothing half-written is left"
@@ -148,9 +149,9 @@ def test_interrupted_gather_leaves_no_complete_looking_folder(tiny_config_factor
 def test_missing_checkpoint_is_named(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(FileNotFoundError, match="no complete checkpoint yet"):
-        gather.resolve_checkpoint(tmp_path, "latest")
+        RunLayout.at(tmp_path).checkpoint("latest")
     with pytest.raises(CheckpointError, match="--checkpoint names step-7, which does not exist"):
-        gather.resolve_checkpoint(tmp_path, "step-7")
+        RunLayout.at(tmp_path).checkpoint("step-7")
 
 
 def test_gather_takes_overrides_of_the_run_config(tiny_config_factory, tiny_model_dir, tmp_path, capsys):
@@ -168,13 +169,11 @@ def test_gather_takes_overrides_of_the_run_config(tiny_config_factory, tiny_mode
 def test_full_finetuning_run_gathers_the_whole_model_as_safetensors(tiny_config_factory):
     from safetensors.torch import load_file as read_weights
 
-    from fcdist.infer import resolve_run
-
     config = preprocessed(tiny_config_factory(*SMALL, "train.max_steps=3", "lora.enabled=false"))
     train(config)
     out = gather.gather(config.run_dir)
     merged = out / "merged"
-    assert resolve_run(config.run_dir) == merged, "infer --run takes the full model"
+    assert RunLayout.at(config.run_dir).gathered_model() == merged, "infer --run takes the full model"
     assert sorted(p.suffix for p in merged.iterdir() if p.suffix in (".safetensors", ".pt", ".bin", ".pth")) == [".safetensors"]
     assert (merged / "tokenizer.json").is_file() and not (out / "adapter").exists()
     saved = read_weights(str(config.run_dir / "checkpoints" / "step-3" / "model.safetensors"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fcdist import submit
+from fcdist import stages, submit
 from fcdist.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,9 +161,8 @@ def test_job_env_for_train(tmp_path, monkeypatch, at_root):
             "distributed.accelerate_config=configs/accelerate/multinode_cpu.yaml"]
     values = submit.job_env("train", args)
     run = f"{tmp_path}/my runs/it's"
-    assert values == {"RUN": run, "HELDOUT": f"{run}/packed/heldout.jsonl", "PREDICTIONS": f"{run}/predictions.jsonl",
-                      "REPORT": f"{run}/score/report.json", "CONFIG_ARGS": args, "STOP_FILE": f"{run}/STOP",
-                      "DONE_FILE": f"{run}/DONE", "LOG": f"{run}/slurm/train-42.out"}
+    assert values == {"RUN": run, "CONFIG_ARGS": args, "STOP_FILE": f"{run}/STOP", "DONE_FILE": f"{run}/DONE",
+                      "LOG": f"{run}/slurm/train-42.out"}
     assert Path(run, "slurm").is_dir()  # created before the job redirects its log there
     # Quoted for bash: spaces and quotes survive, and the arguments stay separate words.
     assert eval_in_bash(submit.shell_assignments(values), "RUN", "CONFIG_ARGS") == [run, *args]
@@ -192,7 +191,7 @@ def test_job_env_refuses_one_machine_accelerate_config_on_several_nodes(tmp_path
     with pytest.raises(submit.SubmitError, match="multinode_cpu.yaml on nodes without GPUs"):
         submit.job_env("train", ["--config", TINY, f"output.root={tmp_path}"])
     with pytest.raises(submit.SubmitError, match="one-machine"):
-        submit.job_env("pipeline", ["--config", TINY, f"output.root={tmp_path}"], nodes=2)
+        stages.prepare(["--config", TINY, f"output.root={tmp_path}"], stages.Request(nodes=2), slurm=False)
 
 
 def test_job_env_wants_the_repository_root_and_a_batch_job(tmp_path, monkeypatch, at_root):
@@ -201,13 +200,14 @@ def test_job_env_wants_the_repository_root_and_a_batch_job(tmp_path, monkeypatch
         submit.job_env("gather", ["--config", TINY, f"output.root={tmp_path}"])
     monkeypatch.chdir(tmp_path)
     with pytest.raises(submit.SubmitError, match="repository root"):
-        submit.job_env("pipeline", ["--config", f"{ROOT}/{TINY}"])
+        submit.job_env("gather", ["--config", f"{ROOT}/{TINY}"])
 
 
 def test_job_env_command_prints_bash_or_fails_with_the_reason(tmp_path):
-    base = [sys.executable, "-m", "fcdist.submit", "job-env", "pipeline", "--config", TINY, f"output.root={tmp_path}"]
-    ok = subprocess.run(base, cwd=ROOT, capture_output=True, text=True)
-    assert ok.returncode == 0 and eval_in_bash(ok.stdout, "NUM_SHARDS") == ["2"]
+    base = [sys.executable, "-m", "fcdist.submit", "job-env", "score", "--num-shards", "3", "--config", TINY,
+            f"output.root={tmp_path}"]
+    ok = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "SLURM_JOB_ID": "5"})
+    assert ok.returncode == 0 and eval_in_bash(ok.stdout, "NUM_SHARDS", "LOG") == ["3", f"{tmp_path}/tiny-cpu/slurm/score-5.out"]
     bad = subprocess.run(base + ["lora.rank=4"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("fcdist job-env: error:") and "unknown key 'lora.rank'" in bad.stderr
@@ -227,8 +227,11 @@ def test_template_opens_with_its_usage_and_is_clean_bash(name):
 
 
 def test_train_template_asks_slurm_for_what_its_recovery_needs():
+    """The template's signal line is the one preemption protocol fcdist submit follows too (stages.PREEMPT_*)."""
     text = (ROOT / "slurm" / "train.sh").read_text()
-    for line in ("#SBATCH --ntasks-per-node=1", "#SBATCH --signal=B:USR1@300", "#SBATCH --requeue",
+    signal = f"#SBATCH --signal=B:{stages.PREEMPT_SIGNAL}@{stages.PREEMPT_MARGIN_S}"
+    trap = f"trap 'stop_and_requeue {stages.PREEMPT_SIGNAL}' {stages.PREEMPT_SIGNAL}"
+    for line in ("#SBATCH --ntasks-per-node=1", signal, trap, "#SBATCH --requeue",
                  "#SBATCH --open-mode=append", 'srun --kill-on-bad-exit=1 python -m fcdist.submit node-launch "${CONFIG_ARGS[@]}" &',
                  'scontrol requeue "$SLURM_JOB_ID"'):
         assert line in text
@@ -247,23 +250,20 @@ def pipeline_chain(tmp_path, fake_bin, *options: str) -> tuple[subprocess.Comple
 
 
 def test_pipeline_submits_the_chain_with_dependencies(tmp_path, fake_bin):
-    args = f"--config {TINY} output.root={tmp_path} distributed.accelerate_config=configs/accelerate/multinode_ddp.yaml"
+    """pipeline.sh submits exactly the chain's sbatch commands (fcdist/stages.py), each after the id sbatch gave
+    the stage it waits for; the chain's own content is tested in tests/unit/test_stages.py."""
+    root = f"{tmp_path}/my runs; $(touch {tmp_path}/pwned) 'x'"
+    args = ["--config", TINY, f"output.root={root}", "distributed.accelerate_config=configs/accelerate/multinode_ddp.yaml"]
     proc, calls = pipeline_chain(tmp_path, fake_bin, "--nodes=2", "--gpus-per-node=4", "--time=2:00:00",
-                                 "--infer-shards=3", *args.split())
+                                 "--infer-shards=3", *args)
     assert proc.returncode == 0, proc.stderr
-    logs = f"{tmp_path}/tiny-cpu/slurm"
-    common = "--parsable --kill-on-invalid-dep=yes"
-    assert calls == [
-        f"--test-only --nodes=2 --gpus-per-node=4 --time=2:00:00 slurm/train.sh {args}",  # refuses an impossible request
-        f"{common} --array=0-1 --output={logs}/preprocess-%A_%a.out slurm/preprocess.sh --num-shards 2 {args}",
-        f"{common} --dependency=afterok:101 --nodes=2 --gpus-per-node=4 --time=2:00:00 --output={logs}/train-%j.out slurm/train.sh {args}",
-        f"{common} --dependency=afterok:102 --output={logs}/gather-%j.out slurm/gather.sh {args}",
-        f"{common} --dependency=afterok:103 --array=0-2 --gpus-per-node=1 --output={logs}/infer-%A_%a.out slurm/infer.sh --num-shards 3 {args}",
-        f"{common} --dependency=afterok:104 --output={logs}/score-%j.out slurm/score.sh --num-shards 3 {args}",
-    ]
-    assert proc.stdout.splitlines()[1:] == ["preprocess 101", "train 102", "gather 103", "infer 104", "score 105",
-                                            f"logs: {logs}"]
-    assert Path(logs).is_dir()
+    assert calls[0] == "--test-only --ntasks-per-node=1 --nodes=2 --gpus-per-node=4 --time=2:00:00 --wrap true"
+    chain = stages.sbatch_jobs(args, stages.Request(nodes=2, gpus_per_node=4, time="2:00:00", infer_shards=3))
+    ids = {job.stage: str(101 + n) for n, job in enumerate(chain)}
+    assert calls[1:] == [" ".join(job.argv(ids.get(job.after))[1:]) for job in chain]
+    logs = f"{root}/tiny-cpu/slurm"
+    assert proc.stdout.splitlines()[1:] == [f"{job.stage} {ids[job.stage]}" for job in chain] + [f"logs: {logs}"]
+    assert Path(logs).is_dir() and not (tmp_path / "pwned").exists()
 
 
 def test_pipeline_submits_nothing_for_a_bad_config(tmp_path, fake_bin):
@@ -322,7 +322,8 @@ def test_submit_chains_the_stages_on_slurm(tmp_path, fake_bin, monkeypatch, at_r
     assert "#SBATCH --array=0-1%2" in scripts[0] and "--dependency" not in scripts[0]
     train = scripts[1]
     for line in ("#SBATCH --dependency=afterok:201_0:201_1", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1",
-                 "#SBATCH --requeue", "#SBATCH --kill-on-invalid-dep=yes", "#SBATCH --signal=USR2@90",
+                 "#SBATCH --requeue", "#SBATCH --kill-on-invalid-dep=yes",
+                 f"#SBATCH --signal={stages.PREEMPT_SIGNAL}@{stages.PREEMPT_MARGIN_S}",
                  "#SBATCH --time=30", "#SBATCH --job-name=fcdist-train"):
         assert line in train.splitlines()
     assert "srun --unbuffered" in train and "--kill-on-bad-exit=1" in train
