@@ -71,7 +71,7 @@ class Hardware:
 
     nodes: int
     gpus_per_node: int
-    gpu: str  # a key of GPUS
+    gpu: str | None  # a key of GPUS; None: GPUs of a type not given, so their memory is not checked
     packages: frozenset[str]  # of PACKAGES, importable on the nodes
 
     @property
@@ -80,14 +80,17 @@ class Hardware:
 
     @property
     def gpu_type(self) -> GpuType | None:
-        return GPUS[self.gpu] if self.gpus_per_node else None
+        return GPUS[self.gpu] if self.gpus_per_node and self.gpu else None
 
     @property
     def gpu_bytes(self) -> int | None:
         return self.gpu_type.memory_mib * MIB if self.gpu_type else None
 
     def describe(self) -> str:
-        where = f"{self.gpus_per_node} {self.gpu} ({self.gpu_bytes / GIB:.0f} GiB)" if self.gpu_type else "1 CPU process"
+        if self.gpus_per_node and not self.gpu_type:
+            where = f"{self.gpus_per_node} GPUs of a type not given (memory not checked)"
+        else:
+            where = f"{self.gpus_per_node} {self.gpu} ({self.gpu_bytes / GIB:.0f} GiB)" if self.gpu_type else "1 CPU process"
         return f"{self.nodes} node(s) x {where}, world size {self.world_size}"
 
 
@@ -120,7 +123,7 @@ def runtime_of(config: JobConfig, hardware: Hardware, world_size: int | None = N
     from fcdist.train.model import Runtime
 
     (stage, offload_params, offload_optimizer), mixed_precision = launch_settings(config.distributed.accelerate_config)
-    return Runtime(gpu=hardware.gpu_type is not None, world_size=world_size or hardware.world_size, local_rank=0,
+    return Runtime(gpu=hardware.gpus_per_node > 0, world_size=world_size or hardware.world_size, local_rank=0,
                    zero_stage=stage, offload_params=offload_params, offload_optimizer=offload_optimizer,
                    flash_attn="flash_attn" in hardware.packages, liger="liger_kernel" in hardware.packages,
                    mixed_precision_env=mixed_precision)
@@ -130,9 +133,9 @@ def planned_dtype(config: JobConfig, runtime: Runtime, hardware: Hardware) -> st
     """Training's rule (runtime.resolve_dtype), with the planned GPU's bf16 support instead of torch.cuda's."""
     from fcdist.runtime import resolve_dtype
 
-    if config.model.dtype != "auto" or hardware.gpu_type is None:
+    if config.model.dtype != "auto" or not hardware.gpus_per_node:
         return resolve_dtype(config.model.dtype, gpu=False)  # the setting itself, or fp32 without a GPU
-    return "bf16" if hardware.gpu_type.bf16 else "fp16"
+    return "fp16" if hardware.gpu_type and not hardware.gpu_type.bf16 else "bf16"  # a type not given: a recent GPU
 
 
 def tuned(config: JobConfig, model_config, hardware: Hardware, runtime: Runtime) -> tuple[JobConfig, str]:
@@ -140,6 +143,8 @@ def tuned(config: JobConfig, model_config, hardware: Hardware, runtime: Runtime)
     from fcdist.train.tune import compile_problem, tune
 
     gpu = hardware.gpu_type
+    if hardware.gpus_per_node and gpu is None:
+        return config, "train.tune=auto: chosen from the GPU's memory at start (the GPU type was not given)"
     return tune(config, model_config, config.train.global_batch_size // runtime.world_size, runtime.zero_stage,
                 runtime.liger, hardware.gpu_bytes,
                 compiler=lambda: compile_problem(gpu.capability, "triton" in hardware.packages))
@@ -257,7 +262,7 @@ def lora_targets(config: JobConfig, model_config) -> str:
 
 
 def make_plan(config: JobConfig, hardware: Hardware, model_config) -> JobPlan:
-    from fcdist.submit import check_accelerate_config
+    from fcdist.stages import check_accelerate_config
     from fcdist.runtime import resolve_attention
     from fcdist.train.model import SetupError, setup_problems
     from fcdist.train.trainer import plan_batches
@@ -286,19 +291,43 @@ def make_plan(config: JobConfig, hardware: Hardware, model_config) -> JobPlan:
     return JobPlan(config, runtime, dtype, attention, tuning, targets, batch, memory, problems)
 
 
-def check_plan(config: JobConfig, nodes: int, gpus_per_node: int, gpu: str = "H200", model_config=None) -> list[str]:
+def check_plan(config: JobConfig, nodes: int, gpus_per_node: int, gpu: str | None = None, model_config=None) -> list[str]:
     """Every reason this job cannot fit or cannot start on ``nodes`` x ``gpus_per_node`` ``gpu`` (empty: it can),
-    one line each naming the setting to change; for the submitters to call before anything is queued.
-    The nodes are taken to have the optional packages this environment has."""
-    from fcdist.submit import SubmitError
+    one line each naming the setting to change; the submitters call it before anything is queued. Without a
+    GPU type the memory is not checked. The nodes are taken to have the optional packages this environment has."""
+    from fcdist.stages import SubmitError
 
-    if gpu not in GPUS:
+    if gpu is not None and gpu not in GPUS:
         return [f"--gpu {gpu}: unknown GPU type; known: {', '.join(GPUS)}"]
+    hardware = Hardware(nodes, gpus_per_node, gpu, installed_here())
     try:
-        model_config = model_config or read_model_config(config)
-        return make_plan(config, Hardware(nodes, gpus_per_node, gpu, installed_here()), model_config).problems
+        if model_config is None:
+            try:
+                model_config = read_model_config(config)
+            except InputError as e:  # the job may fetch the model itself: check what needs no model
+                print(f"fcdist plan: {e}; checking the job without the model (no memory or LoRA check)", file=sys.stderr)
+                return problems_without_model(config, hardware)
+        return make_plan(config, hardware, model_config).problems
     except (InputError, SubmitError) as e:
         return [" ".join(str(e).split())]
+
+
+def problems_without_model(config: JobConfig, hardware: Hardware) -> list[str]:
+    """The refusals that need no model config: the Accelerate config, the batch split, the setup."""
+    from fcdist.runtime import resolve_attention
+    from fcdist.stages import check_accelerate_config
+    from fcdist.train.model import SetupError, setup_problems
+    from fcdist.train.trainer import plan_batches
+
+    check_accelerate_config(config.distributed.accelerate_config, hardware.nodes)  # raises SubmitError
+    runtime = runtime_of(config, hardware)
+    attention = resolve_attention(config.model.attn_implementation, runtime.gpu, runtime.flash_attn)
+    problems = setup_problems(config, runtime, planned_dtype(config, runtime, hardware), attention)
+    try:
+        plan_batches(config.train, runtime.world_size)
+    except SetupError as e:
+        problems.append(str(e))
+    return problems
 
 
 # ---------------------------------------------------------------- the report
@@ -361,9 +390,29 @@ def memory_rows(plan: JobPlan, hardware: Hardware) -> list[str]:
     return rows
 
 
-def report(plan: JobPlan, hardware: Hardware, model_config, config_args: list[str], infer_shards: int) -> list[str]:
-    from fcdist.submit import pipeline_commands
+def submission_commands(config_args: list[str], nodes: int = 1, gpus_per_node: int = 0,
+                      infer_shards: int = 2) -> list[str]:
+    """What a submission of the job would run, without submitting (``fcdist plan`` prints it): the stage
+    chain's sbatch calls as slurm/pipeline.sh makes them, the first training node's accelerate launch (the
+    others differ in --machine_rank) and the ``fcdist submit`` call that does the same with submitit."""
+    from fcdist.stages import Request, accelerate_command, load_job, sbatch_jobs
 
+    config = load_job(config_args)
+    request = Request(nodes=nodes, gpus_per_node=gpus_per_node, infer_shards=infer_shards)
+    options = f"--nodes {nodes} --gpus-per-node {gpus_per_node} --infer-shards {infer_shards} {shlex.join(config_args)}"
+    launch = accelerate_command(config.distributed.accelerate_config, config_args, num_machines=nodes,
+                                procs_per_node=gpus_per_node or 1, machine_rank=0, head="HEAD_NODE",
+                                port="PORT")  # type: ignore[arg-type]  # both known once the job starts
+    lines = [f"slurm/pipeline.sh {options}"]
+    for job in sbatch_jobs(config_args, request):
+        lines.append(f"  {job.shell_line()}")
+        if job.stage == "train":
+            lines += [f"    node 0 of {nodes} runs: {shlex.join(launch)}",
+                      "    (HEAD_NODE: the job's first node; PORT: 10000 + job id % 20000)"]
+    return [*lines, f"fcdist submit --cluster slurm {options}"]
+
+
+def report(plan: JobPlan, hardware: Hardware, model_config, config_args: list[str], infer_shards: int) -> list[str]:
     config, runtime = plan.config, plan.runtime
     lines = [f"fcdist plan: {shlex.join(config_args)}", f"on {hardware.describe()}", "", "choices:"]
     for name, value in (("dtype", f"{plan.dtype} (model.dtype={config.model.dtype})"),
@@ -378,7 +427,7 @@ def report(plan: JobPlan, hardware: Hardware, model_config, config_args: list[st
     lines += ["", f"data: {manifest_line(config)}"]
     if plan.memory is not None:
         lines += ["", *memory_rows(plan, hardware)]
-    lines += ["", "commands:", *pipeline_commands(config_args, hardware.nodes, hardware.gpus_per_node, infer_shards)]
+    lines += ["", "commands:", *submission_commands(config_args, hardware.nodes, hardware.gpus_per_node, infer_shards)]
     return lines
 
 
@@ -389,19 +438,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist plan",
         usage="fcdist plan --config C [--nodes N] [--gpus-per-node G] [--gpu TYPE] [--model-config PATH] "
-              "[--installed PKG,...] [--infer-shards M] [key=value ...]",
+              "[--installed PKG,...] [--infer-shards M] [--time T] [--check] [key=value ...]",
         description="Dry-run a job on N nodes of G GPUs (no GPU needed): the choices training would make, the "
                     "data manifest, memory per GPU, the submission commands, and why it could not run (exit 1).",
     )
     add_config_arguments(parser)
     parser.add_argument("--nodes", type=int, default=1, help="training nodes (default 1)")
-    parser.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per node; 0: CPU nodes (default 1)")
-    parser.add_argument("--gpu", choices=tuple(GPUS), default="H200", help="GPU type (default H200)")
+    parser.add_argument("--gpus-per-node", type=int, help="GPUs per node; 0: CPU nodes (default 1; with --check 0, "
+                                                          "as slurm/pipeline.sh and fcdist submit)")
+    parser.add_argument("--gpu", choices=tuple(GPUS), help="GPU type (default H200; with --check: none, memory unchecked)")
     parser.add_argument("--model-config", metavar="PATH", help="a folder with the model's config.json, instead of "
                                                               "reading model.name_or_path's (no hub needed)")
     parser.add_argument("--installed", metavar="PKG,...", help=f"of {', '.join(PACKAGES)}: those the nodes have "
                                                                "(default: those importable here)")
     parser.add_argument("--infer-shards", type=int, default=2, help="inference array tasks (default 2)")
+    parser.add_argument("--time", help="the training job's time limit, as slurm/pipeline.sh takes it (not planned)")
+    parser.add_argument("--check", action="store_true",
+                        help="print only why the job cannot run (what slurm/pipeline.sh and fcdist submit run first); "
+                             "without --gpu, memory is not checked")
     return parser
 
 
@@ -416,14 +470,22 @@ def packages_of(installed: str | None) -> frozenset[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fcdist.submit import SubmitError
+    from fcdist.stages import SubmitError
 
     args = build_parser().parse_intermixed_args(argv)  # options and overrides in any order
     config_args = ["--config", args.config, *args.overrides]
     config = load_config(args.config, args.overrides)
+    if args.gpus_per_node is None:
+        args.gpus_per_node = 0 if args.check else 1
     if args.nodes < 1 or args.gpus_per_node < 0:
         raise InputError("--nodes must be at least 1 and --gpus-per-node at least 0")
-    hardware = Hardware(args.nodes, args.gpus_per_node, args.gpu, packages_of(args.installed))
+    if args.check:
+        model_config = read_model_config(config, args.model_config) if args.model_config else None
+        problems = check_plan(config, args.nodes, args.gpus_per_node, args.gpu, model_config)
+        for problem in problems:
+            print(f"fcdist plan: cannot run: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    hardware = Hardware(args.nodes, args.gpus_per_node, args.gpu or "H200", packages_of(args.installed))
     model_config = read_model_config(config, args.model_config)
     try:
         plan = make_plan(config, hardware, model_config)

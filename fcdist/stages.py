@@ -255,6 +255,24 @@ def prepare(config_args: list[str], request: Request, slurm: bool = True) -> Run
 # ---------------------------------------------------------------- running a stage's task here
 
 
+def accelerate_command(accelerate_config: str, train_args: list[str], *, num_machines: int, procs_per_node: int,
+                       machine_rank: int, head: str, port: int) -> list[str]:
+    """``accelerate launch`` for one node of ``num_machines``; the flags override the config file's placeholders.
+
+    Several machines meet through a c10d rendezvous at head:port; the rendezvous numbers the ranks, so rank 0
+    may be on any node (torchrun warns that it ignores node_rank; Accelerate still wants it, to check the port
+    on node 0 only). Node 0, the head, hosts the rendezvous store, said explicitly: where several nodes share
+    one host (the test cluster), every one of them would take the address for its own.
+    """
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
+               "--num_machines", str(num_machines), "--num_processes", str(num_machines * procs_per_node),
+               "--main_process_port", str(port)]
+    if num_machines > 1:
+        command += ["--machine_rank", str(machine_rank), "--main_process_ip", head, "--rdzv_backend", "c10d",
+                    "--rdzv_conf", f"is_host={int(machine_rank == 0)}"]
+    return command + [LAUNCH_SCRIPT, *train_args]
+
+
 def local_train_command(accelerate_config: str, config_args: list[str]) -> list[str]:
     """Training on this machine: the Accelerate config file as it stands (fcdist demo, submit --cluster local)."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config, LAUNCH_SCRIPT,
@@ -285,6 +303,8 @@ def request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=1, help="nodes for training (default 1)")
     parser.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per training node; infer tasks get one (default 0)")
     parser.add_argument("--infer-shards", type=int, default=2, help="inference array tasks (default 2)")
+    parser.add_argument("--gpu", help="the training nodes' GPU type, for fcdist plan's memory check, run before "
+                                      "anything is submitted (default: memory not checked)")
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:

@@ -55,13 +55,13 @@ import functools
 
 import submitit
 
-from fcdist.config import add_config_arguments
+from fcdist.config import JobConfig, add_config_arguments
 from fcdist.errors import InputError
 from fcdist.layout import RunLayout
+from fcdist.plan import check_plan
 from fcdist.runtime import array_shard as array_task_shard
-from fcdist.stages import (LAUNCH_SCRIPT, PREEMPT_MARGIN_S, STAGE, Request, SubmitError, check_accelerate_config,
-                           check_at_root, load_job, local_train_command, plan, prepare, request_arguments,
-                           run_task, sbatch_jobs)
+from fcdist.stages import (PREEMPT_MARGIN_S, STAGE, Request, SubmitError, accelerate_command, check_accelerate_config,
+                           check_at_root, load_job, local_train_command, plan, prepare, request_arguments, run_task)
 
 
 # ---------------------------------------------------------------- one node's accelerate launch
@@ -93,24 +93,6 @@ def usable_gpus() -> int:
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return 0
     return int(os.environ.get("SLURM_GPUS_ON_NODE") or 0) if listed.startswith("GPU ") else 0
-
-
-def accelerate_command(accelerate_config: str, train_args: list[str], *, num_machines: int, procs_per_node: int,
-                       machine_rank: int, head: str, port: int) -> list[str]:
-    """``accelerate launch`` for one node of ``num_machines``; the flags override the config file's placeholders.
-
-    Several machines meet through a c10d rendezvous at head:port; the rendezvous numbers the ranks, so rank 0
-    may be on any node (torchrun warns that it ignores node_rank; Accelerate still wants it, to check the port
-    on node 0 only). Node 0, the head, hosts the rendezvous store, said explicitly: where several nodes share
-    one host (the test cluster), every one of them would take the address for its own.
-    """
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
-               "--num_machines", str(num_machines), "--num_processes", str(num_machines * procs_per_node),
-               "--main_process_port", str(port)]
-    if num_machines > 1:
-        command += ["--machine_rank", str(machine_rank), "--main_process_ip", head, "--rdzv_backend", "c10d",
-                    "--rdzv_conf", f"is_host={int(machine_rank == 0)}"]
-    return command + [LAUNCH_SCRIPT, *train_args]
 
 
 def node_command(config_args: list[str], slurm: bool = True) -> tuple[list[str], dict[str, str]]:
@@ -219,13 +201,22 @@ class TrainTask(submitit.helpers.Checkpointable):
 # ---------------------------------------------------------------- the chain
 
 
+def refuse_what_cannot_run(config: JobConfig, nodes: int, gpus_per_node: int, gpu: str | None) -> None:
+    """fcdist plan's refusals (a batch that cannot split, a micro-batch that cannot fit, a setup that cannot
+    train), before anything is queued; slurm/pipeline.sh runs the same check (``fcdist plan --check``)."""
+    problems = check_plan(config, nodes, gpus_per_node, gpu)
+    if problems:
+        raise SubmitError("; ".join(problems) + " (fcdist plan shows the whole plan)")
+
+
 def submit_pipeline(config_args: list[str], cluster: str = "slurm", nodes: int = 1, gpus_per_node: int = 0,
-                    infer_shards: int = 2, timeout_min: int = 60) -> dict[str, list[submitit.Job]]:
+                    infer_shards: int = 2, timeout_min: int = 60, gpu: str | None = None) -> dict[str, list[submitit.Job]]:
     """Submit every stage of the job in ``config_args``; returns the jobs by stage."""
     if cluster != "slurm" and nodes > 1:
         raise SubmitError(f"--cluster {cluster} runs on this machine only: --nodes must be 1")
     request = Request(nodes, gpus_per_node, str(timeout_min), infer_shards)
     config = load_job(config_args)
+    refuse_what_cannot_run(config, nodes, gpus_per_node, gpu)
     executor = submitit.AutoExecutor(folder=RunLayout.of(config).submitit / "%j", cluster=cluster)
     slurm = executor.cluster == "slurm"
     prepare(config_args, request, slurm)
@@ -255,26 +246,6 @@ def submit_pipeline(config_args: list[str], cluster: str = "slurm", nodes: int =
     return jobs
 
 
-def pipeline_commands(config_args: list[str], nodes: int = 1, gpus_per_node: int = 0,
-                      infer_shards: int = 2) -> list[str]:
-    """What a submission of the job would run, without submitting (``fcdist plan`` prints it): the stage
-    chain's sbatch calls as slurm/pipeline.sh makes them, the first training node's accelerate launch (the
-    others differ in --machine_rank) and the ``fcdist submit`` call that does the same with submitit."""
-    config = load_job(config_args)
-    request = Request(nodes=nodes, gpus_per_node=gpus_per_node, infer_shards=infer_shards)
-    options = f"--nodes {nodes} --gpus-per-node {gpus_per_node} --infer-shards {infer_shards} {shlex.join(config_args)}"
-    launch = accelerate_command(config.distributed.accelerate_config, config_args, num_machines=nodes,
-                                procs_per_node=gpus_per_node or 1, machine_rank=0, head="HEAD_NODE",
-                                port="PORT")  # type: ignore[arg-type]  # both known once the job starts
-    lines = [f"slurm/pipeline.sh {options}"]
-    for job in sbatch_jobs(config_args, request):
-        lines.append(f"  {job.shell_line()}")
-        if job.stage == "train":
-            lines += [f"    node 0 of {nodes} runs: {shlex.join(launch)}",
-                      "    (HEAD_NODE: the job's first node; PORT: 10000 + job id % 20000)"]
-    return [*lines, f"fcdist submit --cluster slurm {options}"]
-
-
 # ---------------------------------------------------------------- command line
 
 
@@ -282,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist submit",
         usage="fcdist submit --config C [--cluster slurm|local|debug] [--nodes K] [--gpus-per-node G] "
-              "[--infer-shards M] [--timeout-min T] [key=value ...]\n"
+              "[--infer-shards M] [--gpu TYPE] [--timeout-min T] [key=value ...]\n"
               "       python -m fcdist.submit job-env STAGE [--num-shards N] --config C [key=value ...]\n"
               "       python -m fcdist.submit node-launch --config C [key=value ...]",
         description="Submit preprocess -> train -> gather -> infer -> score with submitit, chained by dependencies. "
@@ -325,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             args = build_parser().parse_args(argv)
             submit_pipeline(config_args_of(args), args.cluster, args.nodes, args.gpus_per_node, args.infer_shards,
-                            args.timeout_min)
+                            args.timeout_min, args.gpu)
     except (InputError, SubmitError) as e:
         print(f"fcdist {helper or 'submit'}: error: {e}", file=sys.stderr)
         return 1

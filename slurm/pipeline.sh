@@ -1,5 +1,5 @@
 #!/bin/bash
-# Usage: slurm/pipeline.sh [--nodes=K] [--gpus-per-node=G] [--time=T] [--infer-shards=M] --config configs/jobs/X.yaml [key=value ...]
+# Usage: slurm/pipeline.sh [--nodes=K] [--gpus-per-node=G] [--gpu=TYPE] [--time=T] [--infer-shards=M] --config configs/jobs/X.yaml [key=value ...]
 #
 # Submits the whole job, each stage waiting for the one before (--dependency=afterok), and prints the
 # job ids, one "stage id" line each:
@@ -17,6 +17,9 @@
 # QOS for every job: export SBATCH_PARTITION, SBATCH_ACCOUNT, SBATCH_QOS, which sbatch reads.
 set -Eeuo pipefail  # -E: the ERR trap below also fires inside submit()
 
+# First `fcdist plan --check`: a job that cannot start or cannot fit (with --gpu=TYPE: its memory too) is
+# refused before anything is queued, one line per reason; `fcdist plan` with the same options shows the plan.
+python -m fcdist.cli plan --check "$@" || exit
 chain=$(python -m fcdist.stages sbatch-lines "$@") || exit
 eval "${chain%%$'\n'*}"  # the first line: RUN=runs/<name>
 echo "pipeline: $(printf '%q ' "$@")-> $RUN"

@@ -1,7 +1,7 @@
 """Two "nodes" on one host: two launchers meeting at a c10d rendezvous, as slurm/train.sh starts them,
 train the same losses as one launcher with the same world size and global batch (issue G's CPU part).
 
-The launch commands are the ones the SLURM template builds (`fcdist.submit.accelerate_command`); only the
+The launch commands are the ones the SLURM template builds (`fcdist.stages.accelerate_command`); only the
 scheduler is left out, so this runs without the cluster.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 from fcdist.config import save_resolved
 from fcdist.preprocess import shards
-from fcdist.submit import accelerate_command
+from fcdist.stages import accelerate_command
 from fcdist.train.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,12 +21,12 @@ LAYERS = [
     {"data"},  # synth, load and validate, render
     {"model"},  # the tiny test model, its tokenizer trained on data's synthetic rows
     {"preprocess"},  # tokenize and pack
-    {"checkpoints"},  # written by train, read by gather; hashes files as preprocess does
+    {"checkpoints", "layout"},  # runs/<name>/ and its checkpoints: written by train, read by gather and infer
     {"train"},
     {"gather"},
     {"infer"},
     {"score"},
-    {"cli", "demo", "submit", "plan"},  # drivers: they start (or plan) the stages
+    {"cli", "demo", "submit", "plan", "stages"},  # drivers: the stage chain, and what starts (or plans) it
 ]
 
 

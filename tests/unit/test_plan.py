@@ -54,7 +54,7 @@ def test_tiny_job_on_cpu_prints_choices_manifest_and_commands(tiny_model_dir, sy
     assert "dtype           fp32" in out and "ZeRO stage      0" in out
     assert "LoRA targets    down_proj, gate_up_proj, o_proj, qkv_proj (r=16)" in out
     assert "      1  8 x 1" in out and "none yet" in out and "no problems found" in out
-    assert f"--nodes=1 --output={tmp_path}/tiny-cpu/slurm/train-%j.out slurm/train.sh {' '.join(args)}" in out
+    assert f"--output={tmp_path}/tiny-cpu/slurm/train-%j.out slurm/train.sh {' '.join(args)})" in out
     assert "--config_file configs/accelerate/cpu_multiprocess.yaml --num_machines 1 --num_processes 1" in out
     assert f"fcdist submit --cluster slurm --nodes 1 --gpus-per-node 0 --infer-shards 2 {' '.join(args)}" in out
 

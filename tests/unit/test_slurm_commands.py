@@ -54,7 +54,7 @@ def slurm_env(monkeypatch, **values):
 
 
 def test_two_node_launch_is_a_c10d_rendezvous_hosted_by_node_zero():
-    command = submit.accelerate_command("configs/accelerate/multinode_ddp.yaml", ["--config", "C", "train.max_steps=5"],
+    command = stages.accelerate_command("configs/accelerate/multinode_ddp.yaml", ["--config", "C", "train.max_steps=5"],
                                         num_machines=2, procs_per_node=4, machine_rank=1, head="10.0.0.7", port=12345)
     assert command == [sys.executable, "-m", "accelerate.commands.launch",
                        "--config_file", "configs/accelerate/multinode_ddp.yaml",
@@ -62,12 +62,12 @@ def test_two_node_launch_is_a_c10d_rendezvous_hosted_by_node_zero():
                        "--machine_rank", "1", "--main_process_ip", "10.0.0.7", "--rdzv_backend", "c10d",
                        "--rdzv_conf", "is_host=0",
                        "launch/train.py", "--config", "C", "train.max_steps=5"]
-    assert "is_host=1" in submit.accelerate_command("x.yaml", [], num_machines=2, procs_per_node=1, machine_rank=0,
+    assert "is_host=1" in stages.accelerate_command("x.yaml", [], num_machines=2, procs_per_node=1, machine_rank=0,
                                                     head="h", port=1)
 
 
 def test_one_node_launch_needs_no_rendezvous():
-    command = submit.accelerate_command("configs/accelerate/multi_gpu.yaml", ["--config", "C"], num_machines=1,
+    command = stages.accelerate_command("configs/accelerate/multi_gpu.yaml", ["--config", "C"], num_machines=1,
                                         procs_per_node=8, machine_rank=0, head="h", port=10099)
     assert command[3:] == ["--config_file", "configs/accelerate/multi_gpu.yaml", "--num_machines", "1",
                            "--num_processes", "8", "--main_process_port", "10099", "launch/train.py", "--config", "C"]
@@ -109,7 +109,7 @@ def test_node_command_reads_the_node_from_slurm(fake_bin, monkeypatch, at_root):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     args = ["--config", TINY, "distributed.accelerate_config=configs/accelerate/multinode_cpu.yaml"]
     command, env = submit.node_command(args)
-    assert command == submit.accelerate_command("configs/accelerate/multinode_cpu.yaml", args, num_machines=2,
+    assert command == stages.accelerate_command("configs/accelerate/multinode_cpu.yaml", args, num_machines=2,
                                                 procs_per_node=1, machine_rank=1, head="127.0.0.1", port=10077)
     assert env["OMP_NUM_THREADS"] == "6"  # one CPU process gets the node's cores
     local, _ = submit.node_command(["--config", TINY], slurm=False)
@@ -281,11 +281,25 @@ def test_pipeline_refuses_a_request_slurm_cannot_meet_before_submitting(tmp_path
     fake_bin("sbatch", f'echo "$*" >> {calls}\n'
                        'echo "allocation failure: Requested node configuration is not available" >&2; exit 1\n')
     fake_bin("python", f'exec {sys.executable} "$@"\n')
-    proc = subprocess.run(["bash", "slurm/pipeline.sh", "--nodes=3", "--config", TINY, f"output.root={tmp_path}",
+    proc = subprocess.run(["bash", "slurm/pipeline.sh", "--nodes=4", "--config", TINY, f"output.root={tmp_path}",
                            "distributed.accelerate_config=configs/accelerate/multinode_cpu.yaml"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "Requested node configuration is not available" in proc.stderr
     assert [call.split()[0] for call in calls.read_text().splitlines()] == ["--test-only"]
+
+
+def test_pipeline_and_submit_refuse_what_fcdist_plan_refuses_before_asking_slurm(tmp_path, fake_bin):
+    """3 nodes cannot split the tiny job's batch of 8: refused by `fcdist plan --check`, sbatch never called."""
+    calls = tmp_path / "sbatch.calls"
+    fake_bin("sbatch", f'echo "$*" >> {calls}\n')
+    fake_bin("python", f'exec {sys.executable} "$@"\n')
+    args = ["--nodes=3", "--config", TINY, f"output.root={tmp_path}",
+            "distributed.accelerate_config=configs/accelerate/multinode_cpu.yaml"]
+    proc = subprocess.run(["bash", "slurm/pipeline.sh", *args], cwd=ROOT, capture_output=True, text=True)
+    refusal = "train.global_batch_size=8 cannot be split evenly over 3 processes"
+    assert proc.returncode == 1 and f"fcdist plan: cannot run: {refusal}" in proc.stderr and not calls.exists()
+    proc = subprocess.run([sys.executable, "-m", "fcdist.cli", "submit", *args], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and refusal in proc.stderr and not calls.exists()
 
 
 def test_pipeline_cancels_what_it_submitted_when_a_submission_fails(tmp_path, fake_bin):
