@@ -22,11 +22,12 @@ LAYERS = [
     {"model"},  # the tiny test model, its tokenizer trained on data's synthetic rows
     {"preprocess"},  # tokenize and pack
     {"checkpoints"},  # written by train, read by gather; hashes files as preprocess does
+    {"layout"},  # a run folder's paths (its checkpoints among them), shared by train, gather and infer
     {"train"},
     {"gather"},
     {"infer"},
     {"score"},
-    {"cli", "demo", "submit", "plan"},  # drivers: they start (or plan) the stages
+    {"cli", "demo", "submit", "plan", "stages"},  # drivers: they start (or plan) the stages; stages is their chain
 ]
 
 
