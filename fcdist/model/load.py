@@ -1,6 +1,7 @@
-"""Pretrained models and adapters from disk, for the stages that serve them: which base a PEFT adapter folder
-needs, which tokenizer goes with it, and the model inference runs (a full model folder, or an adapter merged
-into its unquantized base).
+"""Pretrained models and adapters from disk, for the stages after training: which base a PEFT adapter folder
+needs, which tokenizer goes with it, the model inference runs (a full model folder, or an adapter merged into
+its unquantized base) and the base gather merges into. Training loads its base its own way (4-bit, LoRA, on
+its resolved choices): fcdist/train/model.py.
 
 torch, transformers and peft load only inside the functions, so importing this costs nothing.
 """
@@ -90,3 +91,14 @@ def load_model_for_inference(
     if base is not None:
         model = apply_adapter(model, model_dir)
     return model.eval(), tokenizer
+
+
+def load_unquantized_base(config: JobConfig, dtype):
+    """The base model unquantized: adapters of a QLoRA run are applied to (and merged into) a 16-bit base,
+    which is what PEFT supports for merging."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        config.model.name_or_path, revision=config.model.revision, dtype=dtype,
+        trust_remote_code=config.model.trust_remote_code, use_safetensors=True,  # as load_model_for_inference: never a pickled .bin
+    )

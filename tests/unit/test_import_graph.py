@@ -15,11 +15,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "fcdist"
 # fcdist's top-level modules and subpackages in order, first to last. A module may import modules of its own
 # layer or an earlier one.
 LAYERS = [
-    # shared by every stage: errors, config, atomic writes, and the runtime (device, dtype, attention,
+    # shared by every stage: errors, config, atomic writes, and the runtime (device, dtype, attention and its KV cache,
     # tokenizer, shard of a job array); __init__ is the package's docstring
     {"__init__", "errors", "atomic", "config", "runtime"},
     {"data"},  # synth, load and validate, render
-    {"model"},  # the tiny test model, its tokenizer trained on data's synthetic rows
+    # loading pretrained models and adapters (model/load.py, moved out of infer and gather so both use one),
+    # and the tiny test model, its tokenizer trained on data's synthetic rows
+    {"model"},
     {"preprocess"},  # tokenize and pack
     {"checkpoints"},  # written by train, read by gather; hashes files as preprocess does
     {"layout"},  # a run folder's paths (its checkpoints among them), shared by train, gather and infer
