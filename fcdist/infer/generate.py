@@ -1,5 +1,6 @@
-"""Greedy generation with transformers (the hf backend): stop tokens and strings, the KV cache and compile
-choice, batches grouped by length and run longest first, and where each answer ends.
+"""Greedy generation with transformers (the hf backend): stop tokens and strings, the compile choice (the KV
+cache's is fcdist.runtime.pick_cache, since it also decides the attention a model loads with), batches grouped by
+length and run longest first, and where each answer ends.
 """
 
 from __future__ import annotations
