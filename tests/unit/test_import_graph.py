@@ -23,13 +23,12 @@ LAYERS = [
     # and the tiny test model, its tokenizer trained on data's synthetic rows
     {"model"},
     {"preprocess"},  # tokenize and pack
-    {"checkpoints"},  # written by train, read by gather; hashes files as preprocess does
-    {"layout"},  # a run folder's paths (its checkpoints among them), shared by train, gather and infer
+    {"checkpoints", "layout"},  # runs/<name>/ and its checkpoints: written by train, read by gather and infer
     {"train"},
     {"gather"},
     {"infer"},
     {"score"},
-    {"cli", "demo", "submit", "plan", "stages"},  # drivers: they start (or plan) the stages; stages is their chain
+    {"cli", "demo", "submit", "plan", "stages"},  # drivers: the stage chain, and what starts (or plans) it
 ]
 
 
