@@ -19,7 +19,7 @@ LAYERS = [
     # tokenizer, shard of a job array); __init__ is the package's docstring
     {"__init__", "errors", "atomic", "config", "runtime"},
     {"data"},  # synth, load and validate, render
-    # loading pretrained models and adapters (model/load.py, moved out of infer and gather so both use one),
+    # loading pretrained models and adapters for gather and inference (model/load.py, moved out of those stages),
     # and the tiny test model, its tokenizer trained on data's synthetic rows
     {"model"},
     {"preprocess"},  # tokenize and pack
