@@ -90,12 +90,13 @@ def write_rows(path: Path, count: int) -> list:
 
 def fcdist_row(model_dir: Path, data: Path, args: argparse.Namespace, cache: str, work: Path) -> tuple[Row, dict]:
     """``fcdist infer`` end to end, as the CLI runs it; returns its row and the completions by id."""
-    from fcdist.infer import infer, pick_attention, pick_device
+    from fcdist.infer import infer
+    from fcdist.runtime import inference_attention, pick_device
 
     config = job_config(model_dir, args, cache)
     out = work / f"pred-{cache}.jsonl"
     summary = infer(model_dir, data, out, config, progress=False)
-    attention = pick_attention(config.model.attn_implementation, pick_device(), cache == "static")
+    attention = inference_attention(config.model.attn_implementation, cache, pick_device())
     row = Row(f"fcdist infer ({cache})", summary.generated, summary.seconds, attention,
               first_batch_s=summary.first_batch_seconds, load_s=summary.load_seconds)
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -103,7 +104,7 @@ def fcdist_row(model_dir: Path, data: Path, args: argparse.Namespace, cache: str
 
 
 def single_row(model, tokenizer, prompts: list[str], ids: list[str], args: argparse.Namespace) -> tuple[Row, dict]:
-    from fcdist.infer import generate_calls
+    from fcdist.infer.generate import generate_calls
 
     started = time.perf_counter()
     generations = [g for batch in generate_calls(model, tokenizer, prompts, args.max_new_tokens, 1) for g in batch]
@@ -115,7 +116,7 @@ def raw_row(model, tokenizer, prompts: list[str], args: argparse.Namespace, cach
     """``model.generate`` on fcdist's batches (longest first, left-padded), eos only; the second of two runs."""
     import torch
 
-    from fcdist.infer import greedy_settings, pick_compile
+    from fcdist.infer.generate import greedy_settings, pick_compile
 
     settings = greedy_settings(model, tokenizer, args.max_new_tokens, None, cache, pick_compile("auto", cache, model))
     settings.stop_strings = None
@@ -154,7 +155,8 @@ def table(rows: list[Row], baseline: float, header: str) -> str:
 def run(args: argparse.Namespace, work: Path) -> tuple[list[Row], str]:
     import torch
 
-    from fcdist.infer import load_model_for_inference, row_prompts
+    from fcdist.infer import row_prompts
+    from fcdist.model.load import load_model_for_inference
 
     model_dir = args.model or work / "model"
     if args.model is None:

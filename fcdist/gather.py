@@ -26,10 +26,11 @@ from fcdist.atomic import replace_dir
 from fcdist.checkpoints import LATEST, CheckpointError, check_adapter_not_empty, step_number
 from fcdist.config import JobConfig, add_config_arguments, load_run_config, to_dict
 from fcdist.layout import RunLayout
+from fcdist.model.load import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_unquantized_base
 from fcdist.preprocess.fingerprint import sha256_file
 from fcdist.runtime import load_tokenizer_from, pick_device, resolve_dtype, torch_dtype
 
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+ADAPTER_FILES = (ADAPTER_WEIGHTS, ADAPTER_CONFIG)
 # What a full model folder needs to load with from_pretrained; a checkpoint's pickles (optimizer.pt,
 # training_args.bin, rng_state.pth) are never copied out of the run.
 FULL_MODEL_PATTERNS = ("config.json", "generation_config.json", "model.safetensors", "model-*.safetensors",
@@ -38,17 +39,6 @@ FULL_MODEL_PATTERNS = ("config.json", "generation_config.json", "model.safetenso
 
 def is_deepspeed_checkpoint(path: Path) -> bool:
     return any(path.glob("global_step*"))
-
-
-def load_base(config: JobConfig, dtype):
-    """The base model unquantized: adapters of a QLoRA run are applied to (and merged into) a 16-bit base,
-    which is what PEFT supports for merging."""
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(
-        config.model.name_or_path, revision=config.model.revision, dtype=dtype,
-        trust_remote_code=config.model.trust_remote_code, use_safetensors=True,  # as infer: never a pickled .bin
-    )
 
 
 def adapter_from_zero_checkpoint(checkpoint: Path, config: JobConfig, out_dir: Path) -> None:
@@ -60,7 +50,7 @@ def adapter_from_zero_checkpoint(checkpoint: Path, config: JobConfig, out_dir: P
     # DeepSpeed reads its shards with torch.load(weights_only=False): only reached with --trust-pickles.
     state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), exclude_frozen_parameters=True)
     lora_config = LoraConfig.from_pretrained(str(checkpoint))
-    model = get_peft_model(load_base(config, torch.float32), lora_config)
+    model = get_peft_model(load_unquantized_base(config, torch.float32), lora_config)
     missing = [k for k in state if k not in dict(model.named_parameters())]
     if missing:
         raise RuntimeError(f"{checkpoint}: ZeRO state has parameters the PEFT model lacks, e.g. {missing[0]}")
@@ -89,7 +79,7 @@ def write_merged(adapter_dir: Path, config: JobConfig, out_dir: Path) -> None:
     from peft import PeftModel
 
     dtype = torch_dtype(resolve_dtype("auto", pick_device().type == "cuda"))  # bf16 where supported, else fp16; fp32 on CPU
-    merged = PeftModel.from_pretrained(load_base(config, dtype), str(adapter_dir)).merge_and_unload()
+    merged = PeftModel.from_pretrained(load_unquantized_base(config, dtype), str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(out_dir))
     save_base_tokenizer(config, out_dir)
 

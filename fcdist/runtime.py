@@ -1,5 +1,6 @@
 """Where this process runs and what it runs with, decided by one rule for every stage: its device, the compute
-dtype, the attention backend, the tokenizer, and which shard of the work is its own.
+dtype, the attention backend (and inference's KV cache, which decides it), the tokenizer, and which shard of the
+work is its own.
 
 Training, gather, inference and preprocessing all call these, so a model trained in bf16 with sdpa is gathered
 and served the same way, and a SLURM job array gives the same shard to every stage. torch and transformers load
@@ -73,6 +74,21 @@ def resolve_attention(setting: str, gpu: bool, flash_attn: bool) -> str:
     if setting != "auto":
         return setting
     return "flash_attention_2" if flash_attn and gpu else "sdpa"
+
+
+def inference_attention(setting: str, cache: str, device: torch.device) -> str:
+    """The runtime's rule, except under a static cache: sdpa, what transformers compiles as one graph
+    (flash-attention unpads the padded cache at every layer of every step)."""
+    static = pick_cache(cache, device) == "static"
+    return resolve_attention(setting, device.type == "cuda", flash_attn_installed() and not static)
+
+
+def pick_cache(setting: str, device: torch.device) -> str:
+    """auto: the static cache on a CUDA GPU, where it saves copying the whole cache at every step; the dynamic
+    one elsewhere (on a CPU the static cache's attention over its empty tail costs more than it saves)."""
+    if setting != "auto":
+        return setting
+    return "static" if device.type == "cuda" else "dynamic"
 
 
 # ---------------------------------------------------------------- tokenizer

@@ -14,7 +14,10 @@ from fcdist import infer as infer_module
 from fcdist import score
 from fcdist.config import load_config, save_resolved
 from fcdist.data.xlam import parse_row
-from fcdist.infer import generate_calls, infer, load_inference_tokenizer, main, row_prompts, shard_path
+from fcdist.infer import infer, main, row_prompts
+from fcdist.infer.generate import generate_calls
+from fcdist.infer.predictions import shard_path
+from fcdist.model.load import load_inference_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_NEW_TOKENS = 12

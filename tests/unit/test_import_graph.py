@@ -15,11 +15,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "fcdist"
 # fcdist's top-level modules and subpackages in order, first to last. A module may import modules of its own
 # layer or an earlier one.
 LAYERS = [
-    # shared by every stage: errors, config, atomic writes, and the runtime (device, dtype, attention,
+    # shared by every stage: errors, config, atomic writes, and the runtime (device, dtype, attention and its KV cache,
     # tokenizer, shard of a job array); __init__ is the package's docstring
     {"__init__", "errors", "atomic", "config", "runtime"},
     {"data"},  # synth, load and validate, render
-    {"model"},  # the tiny test model, its tokenizer trained on data's synthetic rows
+    # loading pretrained models and adapters for gather and inference (model/load.py, moved out of those stages),
+    # and the tiny test model, its tokenizer trained on data's synthetic rows
+    {"model"},
     {"preprocess"},  # tokenize and pack
     {"checkpoints", "layout"},  # runs/<name>/ and its checkpoints: written by train, read by gather and infer
     {"train"},

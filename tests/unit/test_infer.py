@@ -11,12 +11,12 @@ from transformers import AutoModelForCausalLM
 
 from fcdist.config import load_config
 from fcdist.data.xlam import parse_row
-from fcdist.infer import (
-    build_parser, cut_after_close, free_form_prompt, generate_calls, greedy_settings, load_inference_tokenizer,
-    inference_attention, load_model_for_inference, merge_shards, pick_cache, pick_compile, resume, row_prompts, shard_path, shard_slice,
-    stop_ids, tokens_used,
-)
+from fcdist.infer import build_parser, free_form_prompt, row_prompts
+from fcdist.infer.generate import cut_after_close, generate_calls, greedy_settings, pick_compile, stop_ids, tokens_used
+from fcdist.infer.predictions import merge_shards, resume, shard_path, shard_slice
+from fcdist.model.load import load_inference_tokenizer, load_model_for_inference
 from fcdist.preprocess.tokenize import end_token_id
+from fcdist.runtime import inference_attention, pick_cache
 
 MAX_NEW_TOKENS = 12
 NUM_PROMPTS = 12
