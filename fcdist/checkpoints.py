@@ -119,14 +119,26 @@ def resumable_checkpoint(checkpoints: Path, fallback: bool) -> tuple[Path | None
     raise CheckpointError(f"no complete checkpoint in {checkpoints}: {'; '.join(skipped)}")
 
 
-def check_adapter_not_empty(adapter_dir: Path, checkpoint: Path) -> int:
-    """LoRA's B matrices start at zero, so an adapter whose B weights are all zero never learned (or was
-    saved from unpartitioned ZeRO-3 placeholders). Returns the number of adapter tensors."""
+def check_adapter(adapter_dir: Path, expect_trained: bool = True, where: Path | None = None) -> int:
+    """Refuse an adapter without trained weights (naming ``where``, by default the adapter file); returns its
+    number of tensors. Written once for the trainer (every save) and gather (what it hands on).
+
+    LoRA's B matrices start at zero, so all-zero B weights after a real update mean an untrained adapter;
+    zero-sized tensors mean ZeRO-3 saved its partitions without gathering them.
+    """
     from safetensors.torch import load_file
 
-    weights = load_file(str(adapter_dir / "adapter_model.safetensors"))
-    lora_b = [t for name, t in weights.items() if "lora_B" in name]
-    if not weights or not lora_b or all(t.numel() == 0 or not t.any() for t in lora_b):
-        raise EmptyAdapterError(f"{checkpoint}: the adapter is empty or all zeros ({len(weights)} tensors); "
-                                "refusing to gather it")
+    adapter = adapter_dir / "adapter_model.safetensors"
+    where = where or adapter
+    weights = load_file(str(adapter))
+    lora_b = {key: tensor for key, tensor in weights.items() if "lora_B" in key}
+    if not lora_b:
+        raise EmptyAdapterError(f"{where}: the adapter holds no lora_B weights ({len(weights)} tensors)")
+    empty = [key for key, tensor in lora_b.items() if tensor.numel() == 0]
+    if empty:
+        raise EmptyAdapterError(f"{where}: {len(empty)} LoRA tensors are empty (e.g. {empty[0]}): ZeRO-3 saved its "
+                                "partitions; set stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config")
+    if expect_trained and all(tensor.count_nonzero() == 0 for tensor in lora_b.values()):
+        raise EmptyAdapterError(f"{where}: every lora_B weight of the adapter is zero, so it is untrained (it starts "
+                                "at zero); check train.learning_rate and that the loss has trained tokens")
     return len(weights)

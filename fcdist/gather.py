@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from fcdist.atomic import replace_dir
-from fcdist.checkpoints import LATEST, CheckpointError, check_adapter_not_empty, step_number
+from fcdist.checkpoints import LATEST, CheckpointError, check_adapter, step_number
 from fcdist.config import JobConfig, add_config_arguments, load_run_config, to_dict
 from fcdist.layout import RunLayout
 from fcdist.model.load import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_unquantized_base
@@ -108,7 +108,7 @@ def gather_into(tmp: Path, source: Path, config: JobConfig, merge: bool, trust_p
     if not config.lora.enabled:
         return {"full_model_files": write_full_model(source, config, tmp / "merged"), "merged": True}
     write_adapter(source, config, tmp / "adapter", trust_pickles)
-    tensors = check_adapter_not_empty(tmp / "adapter", source)
+    tensors = check_adapter(tmp / "adapter", where=source)
     if merge:
         write_merged(tmp / "adapter", config, tmp / "merged")
     return {"adapter_tensors": tensors, "merged": merge}

@@ -49,7 +49,7 @@ from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from fcdist.atomic import write_text_atomic
-from fcdist.checkpoints import read_latest_pointer, resumable_checkpoint, write_file_manifest
+from fcdist.checkpoints import check_adapter, read_latest_pointer, resumable_checkpoint, write_file_manifest
 from fcdist.config import JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
 from fcdist.errors import InputError
 from fcdist.layout import RunLayout
@@ -157,32 +157,15 @@ class RunFolder:
 
 
 def check_checkpoint(folder: Path, lora: bool, expect_trained: bool) -> None:
-    """Fail loudly if a saved checkpoint lacks the weights gather needs.
-
-    lora_B starts at zero, so an all-zero lora_B after a real update means an untrained or empty adapter;
-    zero-sized tensors mean ZeRO-3 saved partitions without gathering them.
-    """
+    """Fail loudly if a saved checkpoint lacks the weights gather needs (for LoRA: checkpoints.check_adapter)."""
     if not lora:
         if not any((folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
             raise RuntimeError(f"{folder}: no model.safetensors was saved (under ZeRO-3 set "
                                "stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config)")
         return
-    from safetensors import safe_open
-
-    adapter = folder / "adapter_model.safetensors"
-    if not adapter.is_file() or not (folder / "adapter_config.json").is_file():
+    if not (folder / "adapter_model.safetensors").is_file() or not (folder / "adapter_config.json").is_file():
         raise RuntimeError(f"{folder}: the LoRA adapter (adapter_model.safetensors + adapter_config.json) was not saved")
-    with safe_open(str(adapter), framework="pt") as f:
-        lora_b = {key: f.get_tensor(key) for key in f.keys() if "lora_B" in key}
-    if not lora_b:
-        raise RuntimeError(f"{adapter}: holds no lora_B weights")
-    empty = [key for key, tensor in lora_b.items() if tensor.numel() == 0]
-    if empty:
-        raise RuntimeError(f"{adapter}: {len(empty)} LoRA tensors are empty (e.g. {empty[0]}): ZeRO-3 saved its "
-                           "partitions; set stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config")
-    if expect_trained and all(tensor.count_nonzero() == 0 for tensor in lora_b.values()):
-        raise RuntimeError(f"{adapter}: every lora_B weight is zero, so the adapter is untrained "
-                           "(it starts at zero); check train.learning_rate and that the loss has trained tokens")
+    check_adapter(folder, expect_trained)
 
 
 # ---------------------------------------------------------------- stopping

@@ -124,7 +124,7 @@ def test_empty_adapter_is_refused_naming_the_checkpoint(tiny_config_factory):
     weights = load_file(str(checkpoint / "adapter_model.safetensors"))
     save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in weights.items()}, str(checkpoint / "adapter_model.safetensors"))
     write_file_manifest(checkpoint)  # as a run whose trainer saved it so: what gather checks is the adapter itself
-    with pytest.raises(EmptyAdapterError, match=r"step-3: the adapter is empty or all zeros"):
+    with pytest.raises(EmptyAdapterError, match=r"step-3: every lora_B weight of the adapter is zero"):
         gather.gather(config.run_dir)
     assert not (config.run_dir / "gathered").exists()
     assert not list(config.run_dir.glob(".gathered*")), "nothing half-written is left"
