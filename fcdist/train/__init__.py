@@ -4,7 +4,6 @@
 - data.py: the packed shards in a seeded order, and the collator that keeps packed documents apart
 - metrics.py: throughput, MFU, packing and memory metrics, metrics.jsonl and loss.png
 - lock.py: one job per run folder (runs/<name>/LOCK, a heartbeat, dead holders taken over)
-- collective.py: barrier and broadcast across ranks, shared by the trainer and its hang watchdog
 - launcher.py: launched workers die with their launcher instead of training on as orphans
 - trainer.py: the stage, ``train(config) -> Path`` and ``main(argv)``
 """

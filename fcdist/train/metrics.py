@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
+from accelerate.utils import reduce
 
 from fcdist.errors import InputError
 from fcdist.train.data import BatchStats
@@ -108,11 +108,8 @@ class WindowMeter:
         peak_memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
         sums = torch.tensor([self.real_tokens, self.slots, self.attention_pairs], dtype=torch.float64, device=device)
         maxes = torch.tensor([self.data_wait, peak_memory], dtype=torch.float64, device=device)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(sums, op=dist.ReduceOp.SUM)
-            dist.all_reduce(maxes, op=dist.ReduceOp.MAX)
-        real, slots, pairs = sums.tolist()
-        data_wait, peak_memory = maxes.tolist()
+        real, slots, pairs = reduce(sums, reduction="sum").tolist()
+        data_wait, peak_memory = reduce(maxes, reduction="max").tolist()
         mfu = None
         if self.peak_flops:
             mfu = self.flops.step_flops(real, pairs) / elapsed / (self.peak_flops * self.world_size)
@@ -163,7 +160,11 @@ def _metrics_record(line: bytes, where: str) -> dict:
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop lines after ``last_step``: a resumed run trains those steps again and logs them anew."""
+    """Drop lines after ``last_step``: a resumed run trains those steps again and logs them anew.
+
+    Not rebuilt from the checkpoint's ``trainer_state.json`` log_history, though it holds the same fcdist fields
+    (PackedTrainer.log adds them before the Trainer records them): it lacks each line's ``time``, and a damaged
+    line (other than a torn last one) should be named, not silently replaced."""
     kept = [line for line in read_metrics(path) if line["step"] <= last_step]
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(json.dumps(line) + "\n" for line in kept))

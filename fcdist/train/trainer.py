@@ -44,6 +44,8 @@ from typing import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list, reduce
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -55,7 +57,6 @@ from fcdist.errors import InputError
 from fcdist.layout import RunLayout
 from fcdist.preprocess.shards import check_manifest
 from fcdist.runtime import load_tokenizer
-from fcdist.train.collective import barrier, broadcast_from_main, distributed
 from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
 from fcdist.train.lock import acquire, is_main_process
@@ -175,7 +176,9 @@ class StopRequest:
     """A wish to stop at the next step boundary: SIGTERM or SIGUSR1 to any worker, or the run's STOP file.
 
     Every rank calls ``agreed`` at every step boundary; an all-reduce (MAX) makes one rank's wish everyone's,
-    so all ranks save the same step together and exit 0.
+    so all ranks save the same step together and exit 0. It is accelerate's ``reduce``, which is what
+    ``Accelerator.check_trigger`` runs; the trigger itself is not used because it lives on the Trainer's
+    Accelerator, which callbacks are not given, while ``reduce`` needs only the shared ``PartialState``.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -198,9 +201,7 @@ class StopRequest:
 
     def agreed(self, device: torch.device) -> bool:
         wish = torch.tensor([int(self.signalled or self.stop_file.exists())], device=device)
-        if distributed():
-            dist.all_reduce(wish, op=dist.ReduceOp.MAX)
-        return bool(wish.item())
+        return bool(reduce(wish, reduction="max").item())
 
 
 # ---------------------------------------------------------------- Trainer additions
@@ -253,7 +254,7 @@ class RunCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             self.run.prepare(self.config, state.global_step)
-        barrier()
+        PartialState().wait_for_everyone()
         self.meter.restart()
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -261,14 +262,14 @@ class RunCallback(TrainerCallback):
             control.should_save = control.should_training_stop = True
 
     def on_save(self, args, state, control, **kwargs):
-        barrier()  # every rank has written its part
+        PartialState().wait_for_everyone()  # every rank has written its part
         failure = None
         if state.is_world_process_zero:
             try:
                 self.check_and_publish(state.global_step)
             except Exception as e:  # noqa: BLE001 - any failure here must reach every rank, or they would hang
                 failure = f"{type(e).__name__}: {e}"
-        failure = broadcast_from_main(failure)  # rank 0's verdict, so all ranks fail (or go on) together
+        failure = broadcast_object_list([failure])[0]  # rank 0's verdict, so all ranks fail (or go on) together
         if failure:
             raise RuntimeError(f"checkpoint of step {state.global_step} failed: {failure}")
         self.meter.restart()  # the save is not training time
@@ -552,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
 def leave_process_group() -> None:
     """Leave the process group together. A rank that exits while another still holds the group, or the
     rendezvous store on the head node has gone, can abort at interpreter exit ("terminate called without
-    an active exception", SIGABRT), failing a run that finished."""
+    an active exception", SIGABRT), failing a run that finished. Plain torch, not PartialState: after a run
+    that was already DONE no group was formed, and PartialState() would form one only to leave it."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

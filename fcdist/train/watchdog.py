@@ -29,10 +29,10 @@ import time
 from collections import deque
 from pathlib import Path
 
+from accelerate.utils import broadcast_object_list
 from transformers import TrainerCallback
 
 from fcdist.config import DistributedConfig
-from fcdist.train.collective import broadcast_from_main
 
 EXIT_CODE = 3
 POLL_SECONDS = 1.0
@@ -109,7 +109,8 @@ class HangWatchdog(TrainerCallback):
         self.peer_fired = threading.Event()
 
     def __enter__(self) -> HangWatchdog:
-        self.folder = self.run_dir / f"hang-{broadcast_from_main(time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()))}"
+        began = broadcast_object_list([time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())])[0]  # rank 0's
+        self.folder = self.run_dir / f"hang-{began}"
         self.rule.began(time.monotonic())
         threading.Thread(target=self._watch, name="fcdist-hang-watchdog", daemon=True).start()
         # Its own thread: on a dead file system looking at the folder blocks, and the clock must still be watched.
