@@ -11,8 +11,9 @@ Packers: fcdist (pack_documents, overlong: truncate); TRL bfd as SFTTrainer runs
 Columns: rows; efficiency (packed tokens / (rows * max_length)); split documents (documents whose tokens lie
 in more than one row); cut (documents truncated, losing tokens); loss tokens (labels != -100 in the rows: a
 truncated document that keeps none is still packed by TRL and only adds tokens nothing is trained on);
-same twice (a second run gives identical rows); seconds (the packing call only, median of 3; TRL is given an
-Arrow dataset, as a shard already holds one, and returns seq_lengths but no position_ids).
+same twice (a second run gives identical rows); seconds (median of 3, from the tokenized documents to the packed
+Arrow table a shard saves: fcdist's pack_documents + Dataset.from_list; TRL is given the Arrow dataset a shard
+already holds, and its table has seq_lengths but no position_ids, which fcdist's trainer reads).
 """
 
 from __future__ import annotations
@@ -73,19 +74,26 @@ def as_dataset(docs):
 
 
 def fcdist_packer(docs, max_length: int):
+    """pack_documents, then the Arrow table build_shard saves (TRL's packers return one too)."""
+    import datasets
+
     from fcdist.preprocess.packing import pack_documents
 
     rows, _ = pack_documents(docs, max_length, "truncate", packing=True)
-    return [(r["input_ids"], r["labels"], r["doc_lengths"]) for r in rows]
+    return datasets.Dataset.from_list(rows).rename_column("doc_lengths", "seq_lengths")
 
 
 def trl_packer(strategy: str, batch_size: int | None):
     def pack(dataset, max_length: int):
         from trl.data_utils import pack_dataset
 
-        packed = pack_dataset(dataset, max_length, strategy, map_kwargs={"batch_size": batch_size})
-        return list(zip(packed["input_ids"], packed["labels"], packed["seq_lengths"]))
+        return pack_dataset(dataset, max_length, strategy, map_kwargs={"batch_size": batch_size})
     return pack
+
+
+def rows_of(packed) -> list[tuple]:
+    """(input_ids, labels, per-document lengths) of each packed row, as Python lists (outside the timing)."""
+    return list(zip(packed["input_ids"], packed["labels"], packed["seq_lengths"]))
 
 
 def fitted_trl_packer(docs, max_length: int):
@@ -120,14 +128,14 @@ def where_documents_went(docs, packer_name: str, max_length: int):
     tagged, stride = document_ids(docs)
     tagged_docs = [(tags, labels) for tags, (_, labels) in zip(tagged, docs)]
     prepare, pack = PACKERS[packer_name]
-    rows = pack(prepare(tagged_docs), max_length)
-    rows_of, tokens_of = {}, {}
+    rows = rows_of(pack(prepare(tagged_docs), max_length))
+    rows_with, tokens_of = {}, {}
     for r, (tags, _, _) in enumerate(rows):
         for tag in tags:
             doc = tag // stride
-            rows_of.setdefault(doc, set()).add(r)
+            rows_with.setdefault(doc, set()).add(r)
             tokens_of[doc] = tokens_of.get(doc, 0) + 1
-    split = sum(len(r) > 1 for r in rows_of.values())
+    split = sum(len(r) > 1 for r in rows_with.values())
     cut = sum(0 < tokens_of.get(d, 0) < len(ids) for d, (ids, _) in enumerate(docs))
     return split, cut, len(docs) - len(tokens_of)
 
@@ -141,8 +149,8 @@ def check_rows(rows, max_length: int) -> None:
 def measure(name: str, docs, max_length: int) -> dict:
     prepare, pack = PACKERS[name]
     given = prepare(docs)
-    rows, seconds = timed(lambda: pack(given, max_length))
-    again = pack(given, max_length)
+    packed, seconds = timed(lambda: pack(given, max_length))
+    rows, again = rows_of(packed), rows_of(pack(given, max_length))
     check_rows(rows, max_length)
     split, cut, dropped = where_documents_went(docs, name, max_length)
     tokens = sum(len(ids) for ids, _, _ in rows)
