@@ -92,39 +92,47 @@ def fit_overlong(docs: list[tuple[list[int], list[int]]], max_length: int, overl
     return kept
 
 
-def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
-    """Group document indices into bins of at most ``capacity`` tokens; returns the index lists.
+def documents_table(docs: list[tuple[list[int], list[int]]], lengths: bool):
+    """The documents as an Arrow dataset, one per row; with ``lengths`` also ``seq_lengths``, the row's one length."""
+    import datasets
 
-    Ties are broken by document index, so the result is deterministic for a given input.
+    columns = {"input_ids": [ids for ids, _ in docs], "labels": [labels for _, labels in docs]}
+    if lengths:
+        columns["seq_lengths"] = [[len(ids)] for ids, _ in docs]
+    features = datasets.Features({name: datasets.List(datasets.Value("int64")) for name in columns})
+    return datasets.Dataset.from_dict(columns, features=features)
+
+
+def add_positions(table):
+    """Append ``position_ids`` restarting at 0 at every document of a row (from ``seq_lengths``, per row)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = pc.cast(table["seq_lengths"].combine_chunks(), pa.list_(pa.int64()))  # TRL's are int32
+    flat = lengths.flatten().to_numpy().astype(np.int64)
+    positions = np.arange(flat.sum(), dtype=np.int64) - np.repeat(np.cumsum(flat) - flat, flat)
+    row_lengths = pc.list_value_length(table["input_ids"].combine_chunks()).to_numpy()
+    offsets = np.concatenate(([0], np.cumsum(row_lengths))).astype(np.int32)
+    return pa.table({"input_ids": table["input_ids"], "labels": table["labels"],
+                     "position_ids": pa.ListArray.from_arrays(offsets, positions), "doc_lengths": lengths})
+
+
+def pack_table(docs: list[tuple[list[int], list[int]]], max_length: int, packing: bool):
+    """Training rows (input_ids, labels, position_ids, doc_lengths) of documents that all fit max_length.
+
+    Packing is TRL's best-fit decreasing (``pack_dataset``, ``bfd``) over the whole shard in one batch:
+    datasets' default batches of 1000 would pack each batch apart (more rows). Every document already fits,
+    so bfd never truncates, and it never splits one (``bfd_split`` would).
     """
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    bins: list[list[int]] = []
-    free: list[int] = []
-    bins_by_free: list[list[int]] = [[] for _ in range(capacity + 1)]
-    for doc in order:
-        size = lengths[doc]
-        target = next((space for space in range(size, capacity) if bins_by_free[space]), None)
-        if target is None:  # no open bin has room: open a new one
-            bins.append([])
-            free.append(capacity)
-            b = len(bins) - 1
-        else:
-            b = bins_by_free[target].pop()
-        bins[b].append(doc)
-        free[b] -= size
-        bins_by_free[free[b]].append(b)
-    return bins
+    import datasets
+    from trl.data_utils import pack_dataset
 
-
-def build_row(docs: list[tuple[list[int], list[int]]]) -> dict:
-    """One packed row: concatenated ids and labels, position ids restarting at 0 per document."""
-    row = {"input_ids": [], "labels": [], "position_ids": [], "doc_lengths": []}
-    for input_ids, labels in docs:
-        row["input_ids"] += input_ids
-        row["labels"] += labels
-        row["position_ids"] += list(range(len(input_ids)))
-        row["doc_lengths"].append(len(input_ids))
-    return row
+    pack = packing and bool(docs)  # pack_dataset fails on an empty table
+    table = documents_table(docs, lengths=not pack)
+    if pack:
+        table = pack_dataset(table, max_length, "bfd", map_kwargs={"batch_size": None})
+    return datasets.Dataset(datasets.table.InMemoryTable(add_positions(table.with_format("arrow")[:])))
 
 
 def length_summary(length_counts: dict[int, int], max_length: int) -> dict:
@@ -147,15 +155,12 @@ def length_summary(length_counts: dict[int, int], max_length: int) -> dict:
             "p50": percentile(0.5), "p90": percentile(0.9), "max": ordered[-1][0]}
 
 
-def pack_documents(docs, max_length: int, overlong: str, packing: bool) -> tuple[list[dict], PackStats]:
-    """Documents (input_ids, labels) -> training rows and statistics; unpacked mode keeps one per row."""
+def pack_documents(docs, max_length: int, overlong: str, packing: bool):
+    """Documents (input_ids, labels) -> training rows (a datasets.Dataset) and statistics; unpacked mode keeps
+    one document per row."""
     stats = PackStats(documents=len(docs))
     docs = fit_overlong(docs, max_length, overlong, stats)
-    if packing:
-        groups = best_fit_decreasing([len(ids) for ids, _ in docs], max_length)
-    else:
-        groups = [[i] for i in range(len(docs))]
-    rows = [build_row([docs[i] for i in group]) for group in groups]
+    rows = pack_table(docs, max_length, packing)
     stats.tokens = sum(len(ids) for ids, _ in docs)
     stats.rows = len(rows)
     stats.slots = stats.rows * max_length

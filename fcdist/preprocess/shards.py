@@ -157,7 +157,7 @@ def build_shard(config: JobConfig, tokenizer, index: int, num_shards: int, compo
     docs = list(zip(train["input_ids"], train["labels"]))
     rows, stats = pack_documents(docs, config.data.max_length, config.data.overlong, config.data.packing)
     refuse_if_nothing_fits(stats, config, name)
-    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_dir / "data"))
+    rows.save_to_disk(str(tmp_dir / "data"))
     return {
         "shard": name,
         "fingerprint": fingerprint_hash(components),
