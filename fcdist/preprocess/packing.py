@@ -92,15 +92,22 @@ def fit_overlong(docs: list[tuple[list[int], list[int]]], max_length: int, overl
     return kept
 
 
+def in_memory_dataset(table):
+    """A datasets.Dataset over an Arrow table, without hashing all of it for a fingerprint (a second per 20k rows)."""
+    import datasets
+    from datasets.fingerprint import generate_random_fingerprint
+
+    return datasets.Dataset(datasets.table.InMemoryTable(table), fingerprint=generate_random_fingerprint())
+
+
 def documents_table(docs: list[tuple[list[int], list[int]]], lengths: bool):
     """The documents as an Arrow dataset, one per row; with ``lengths`` also ``seq_lengths``, the row's one length."""
-    import datasets
+    import pyarrow as pa
 
     columns = {"input_ids": [ids for ids, _ in docs], "labels": [labels for _, labels in docs]}
     if lengths:
         columns["seq_lengths"] = [[len(ids)] for ids, _ in docs]
-    features = datasets.Features({name: datasets.List(datasets.Value("int64")) for name in columns})
-    return datasets.Dataset.from_dict(columns, features=features)
+    return in_memory_dataset(pa.table({name: pa.array(values, pa.list_(pa.int64())) for name, values in columns.items()}))
 
 
 def add_positions(table):
@@ -125,14 +132,13 @@ def pack_table(docs: list[tuple[list[int], list[int]]], max_length: int, packing
     datasets' default batches of 1000 would pack each batch apart (more rows). Every document already fits,
     so bfd never truncates, and it never splits one (``bfd_split`` would).
     """
-    import datasets
     from trl.data_utils import pack_dataset
 
     pack = packing and bool(docs)  # pack_dataset fails on an empty table
     table = documents_table(docs, lengths=not pack)
     if pack:
         table = pack_dataset(table, max_length, "bfd", map_kwargs={"batch_size": None})
-    return datasets.Dataset(datasets.table.InMemoryTable(add_positions(table.with_format("arrow")[:])))
+    return in_memory_dataset(add_positions(table.with_format("arrow")[:]))
 
 
 def length_summary(length_counts: dict[int, int], max_length: int) -> dict:
