@@ -1,10 +1,17 @@
-"""Pack tokenized documents into rows of ``max_length`` tokens with best-fit decreasing bin packing.
+"""Pack tokenized documents into rows of ``max_length`` tokens: TRL's best-fit decreasing behind fcdist's own
+overlong handling and counts.
 
-TRL's packing (``pack_dataset`` with ``bfd``) works on one dataset at a time inside the trainer; fcdist packs
-in its own preprocessing stage over a whole shard, and needs the per-document bookkeeping (lengths,
-position ids restarting at each document, overlong counts) in the shard itself, so it is written here.
-Lengths are small integers, so bins are bucketed by free space: best fit is the first non-empty bucket at
-or above a document's length, which keeps the whole shard's packing near linear time.
+fcdist decides what each document becomes first (fit_overlong: truncate or drop, drop what truncation leaves
+without a loss token, count it all in PackStats); TRL's ``pack_dataset(..., "bfd")`` then packs the whole shard
+in one batch (``batch_size=None``), and add_positions turns its ``seq_lengths`` into position ids restarting
+at every document. Measured (bench/packing_vs_trl.py; 60,000 synthetic documents, max_length 512, 14,503 of
+them longer): TRL alone packs the 10,354 truncated documents that keep no loss token (40,796 rows, 10,354 of
+them training nothing, against fcdist's 30,442), datasets' default batches of 1000 pack looser still (40,956),
+and ``bfd_split`` splits every overlong document across rows. Behind fit_overlong, TRL's bfd gives exactly the
+rows of the hand-written packer this replaced (commit 989f5e4: 37,995 rows, efficiency 0.9632 on
+tests/unit/test_packing.py's 60,000 documents; 13.7 s before, 10.1 s after, to the saved Arrow table, on a
+loaded 2-core machine). The cost: importing TRL (and torch) adds about 4 s of CPU to each preprocess process.
+tests/unit/test_packing.py holds the differences.
 """
 
 from __future__ import annotations
