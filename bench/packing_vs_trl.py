@@ -147,7 +147,8 @@ def measure(name: str, docs, max_length: int) -> dict:
     tokens = sum(len(ids) for ids, _, _ in rows)
     return {"packer": name, "rows": len(rows), "efficiency": tokens / (len(rows) * max_length), "split": split,
             "cut": cut, "dropped": dropped,
-            "no_loss_rows": sum(all(label == IGNORE_INDEX for label in labels) for _, labels, _ in rows), "loss": sum(label != IGNORE_INDEX for _, labels, _ in rows for label in labels),
+            "no_loss_rows": sum(all(label == IGNORE_INDEX for label in labels) for _, labels, _ in rows),
+            "loss": sum(label != IGNORE_INDEX for _, labels, _ in rows for label in labels),
             "same": rows == again, "seconds": seconds}
 
 

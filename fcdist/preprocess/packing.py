@@ -114,7 +114,8 @@ def documents_table(docs: list[tuple[list[int], list[int]]], lengths: bool):
     columns = {"input_ids": [ids for ids, _ in docs], "labels": [labels for _, labels in docs]}
     if lengths:
         columns["seq_lengths"] = [[len(ids)] for ids, _ in docs]
-    return in_memory_dataset(pa.table({name: pa.array(values, pa.list_(pa.int64())) for name, values in columns.items()}))
+    table = pa.table({name: pa.array(values, pa.list_(pa.int64())) for name, values in columns.items()})
+    return in_memory_dataset(table)
 
 
 def add_positions(table):

@@ -129,8 +129,6 @@ def refuse_if_nothing_fits(stats: PackStats, config: JobConfig, name: str) -> No
 
 def build_shard(config: JobConfig, tokenizer, index: int, num_shards: int, components: dict, tmp_dir: Path) -> dict:
     """Do the work of one shard into ``tmp_dir``; returns the completion marker's contents."""
-    import datasets
-
     name = shard_name(index, num_shards)
     raw = load_raw(config.data.source, config.data.revision, config.data.split)
     start, end = shard_bounds(len(raw), index, num_shards)
