@@ -19,10 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fcdist.checkpoints import LATEST, read_latest_pointer, step_folder, verify_checkpoint
-
-# preprocess writes it into the packed folder (its own HELDOUT: importing it here would tie the run layout into
-# preprocessing's import circle; a test holds the two equal); infer and score read it
-HELDOUT = "heldout.jsonl"
+from fcdist.preprocess.shards import HELDOUT  # preprocess writes it into the packed folder; infer and score read it
 
 
 @dataclass(frozen=True)

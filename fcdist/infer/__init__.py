@@ -33,7 +33,6 @@ from fcdist.infer.predictions import (InferSummary, merge_shards, read_unique_ro
 from fcdist.infer.vllm_backend import load_vllm, vllm_generate_calls
 from fcdist.layout import RunLayout
 from fcdist.model.load import adapter_base, load_inference_tokenizer, load_model_for_inference, tokenizer_source
-from fcdist.preprocess.shards import HELDOUT
 from fcdist.preprocess.tokenize import end_token_id, render_row
 from fcdist.runtime import pick_cache, shard_from_environment
 
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out is required (except with --prompt)")
     try:
         config = job_config(args)
-        return run_stage(args, parser, config, args.data or config.packed_dir / HELDOUT)
+        return run_stage(args, parser, config, args.data or RunLayout.of(config).heldout)
     except (ValueError, OSError, RuntimeError) as e:
         print(f"fcdist infer: error: {e}", file=sys.stderr)
         return 1

@@ -109,10 +109,7 @@ def test_a_failing_stage_command_fails_the_task_naming_it(tmp_path, at_root):
 
 
 def test_the_trainer_and_the_stages_share_one_run_layout(tmp_path):
-    from fcdist.preprocess.shards import HELDOUT
-
     layout, folder = RunLayout.at(tmp_path), RunFolder(tmp_path)
-    assert layout.heldout.name == HELDOUT  # what preprocess writes is what infer and score read
     assert (folder.stop_file, folder.done_file, folder.latest_pointer, folder.checkpoints) == (
         layout.stop, layout.done, layout.latest_pointer, layout.checkpoints)
     with pytest.raises(FileNotFoundError, match="merged/ or adapter/"):
