@@ -389,11 +389,14 @@ def to_dict(config: JobConfig) -> dict:
     return dataclasses.asdict(config)
 
 
+RUN_CONFIG = "config.yaml"  # the resolved config saved in runs/<name>/, what gather and infer --run start from
+
+
 def save_resolved(config: JobConfig, path: str | os.PathLike | None = None) -> Path:
     """Write the fully resolved config (every field) atomically, by default to runs/<name>/config.yaml."""
     from fcdist.atomic import write_text_atomic
 
-    path = Path(path) if path else config.run_dir / "config.yaml"
+    path = Path(path) if path else config.run_dir / RUN_CONFIG
     write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
     return path
 
@@ -415,7 +418,7 @@ def load_run_config(run_dir: str | os.PathLike, overrides: list[str] | None = No
     """A run's saved ``config.yaml`` with command-line overrides. ``model.trust_remote_code`` comes from the
     user's ``--trust-remote-code`` alone: a run folder may come from someone else, and the switch runs code
     shipped with a model, so neither its saved config nor an override turns it on."""
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / RUN_CONFIG
     model = parse_overrides(overrides or []).get("model")
     if isinstance(model, dict) and model.get("trust_remote_code") is True:
         raise ConfigError(f"{path} + command line: 'model.trust_remote_code' cannot be turned on for a run folder by "

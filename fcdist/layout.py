@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fcdist.checkpoints import LATEST, read_latest_pointer, step_folder, verify_checkpoint
+from fcdist.config import RUN_CONFIG
 from fcdist.preprocess.shards import HELDOUT  # preprocess writes it into the packed folder; infer and score read it
 
 
@@ -39,7 +40,7 @@ class RunLayout:
         """A run folder given by path (gather --run, infer --run), its packed folder where it is by default."""
         return cls(Path(root), Path(root) / "packed")
 
-    config = property(lambda self: self.root / "config.yaml")
+    config = property(lambda self: self.root / RUN_CONFIG)
     heldout = property(lambda self: self.packed / HELDOUT)
     checkpoints = property(lambda self: self.root / "checkpoints")
     latest_pointer = property(lambda self: self.checkpoints / LATEST)

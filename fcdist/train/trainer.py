@@ -52,7 +52,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from fcdist.atomic import write_text_atomic
 from fcdist.checkpoints import check_adapter, read_latest_pointer, resumable_checkpoint, write_file_manifest
-from fcdist.config import JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
+from fcdist.config import RUN_CONFIG, JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
 from fcdist.errors import InputError
 from fcdist.layout import RunLayout
 from fcdist.preprocess.shards import check_manifest
@@ -124,7 +124,7 @@ class RunFolder:
 
     def prepare(self, config: JobConfig, resumed_step: int) -> None:
         """Record the config; forget a checkpoint half-written by a killed job and metrics past the resume point."""
-        save_resolved(config, self.root / "config.yaml")
+        save_resolved(config, self.root / RUN_CONFIG)
         shutil.rmtree(self.incomplete, ignore_errors=True)
         truncate_metrics(self.metrics, resumed_step)
 
@@ -295,7 +295,7 @@ class RunCallback(TrainerCallback):
         self.run.finish({
             "final_checkpoint": f"checkpoints/step-{state.global_step}",
             "step": state.global_step,
-            "config": "config.yaml",
+            "config": RUN_CONFIG,
             "final_loss": losses[-1] if losses else None,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **self.info,
