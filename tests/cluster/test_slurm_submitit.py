@@ -56,9 +56,13 @@ def test_submitit_chain_with_an_interrupted_training_job(slurm_cluster, tiny_mod
 
 
 def test_submitit_refuses_what_cannot_run_before_submitting(slurm_cluster, tmp_path):
-    proc = fcdist_submit("--nodes", "3", "--config", TINY, f"output.root={tmp_path}", MULTINODE)
+    # 4 nodes split the batch of 8 (fcdist plan accepts it) but the cluster has 2: SLURM's probe refuses
+    proc = fcdist_submit("--nodes", "4", "--config", TINY, f"output.root={tmp_path}", MULTINODE)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert "cannot run the training job as asked (--nodes=3" in proc.stderr
+    assert "cannot run the training job as asked (--nodes=4" in proc.stderr
+    # 3 nodes cannot split it: fcdist plan's refusal, before SLURM is asked
+    proc = fcdist_submit("--nodes", "3", "--config", TINY, f"output.root={tmp_path}", MULTINODE)
+    assert proc.returncode == 1 and "train.global_batch_size=8 cannot be split evenly over 3 processes" in proc.stderr
     proc = fcdist_submit("--config", TINY, f"output.root={tmp_path}", "train.max_stepz=3")
     assert proc.returncode == 1 and "unknown key 'train.max_stepz'" in proc.stderr
     assert not (tmp_path / "tiny-cpu" / "submitit").exists()

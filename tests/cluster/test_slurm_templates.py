@@ -226,8 +226,8 @@ def test_impossible_requests_are_refused_at_submission(slurm_cluster, user_env, 
     # first (sbatch --test-only) and submits nothing.
     with pytest.raises(RuntimeError, match="not available|Node count specification invalid|exceeds"):
         sbatch(slurm_cluster, tmp_path, "train", *args, options=("--nodes=3",))
-    proc = subprocess.run(["slurm/pipeline.sh", "--nodes=3", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1, proc.stdout
-    assert "cannot run the training job as asked (--nodes=3)" in proc.stderr
+    proc = subprocess.run(["slurm/pipeline.sh", "--nodes=4", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout  # 4 split the batch of 8, so fcdist plan lets SLURM answer
+    assert "cannot run the training job as asked (--nodes=4)" in proc.stderr
     assert re.search("Requested node configuration is not available|Node count specification invalid", proc.stderr)
     assert "preprocess" not in proc.stdout and "cancelled" not in proc.stderr
