@@ -84,3 +84,43 @@ def test_best_fit_decreasing_on_a_known_case():
     # sorted: 7, 5, 5, 3 -> the second 5 fills the bin opened by the first, the 3 fills the 7's bin
     bins = best_fit_decreasing([7, 5, 3, 5], capacity=10)
     assert sorted(sorted(b) for b in bins) == [[0, 2], [1, 3]]
+
+
+def trl_bfd(docs, max_length, strategy="bfd", batch_size=None):
+    """TRL's pack_dataset on the same documents: (rows of (document index, position) tags, their labels)."""
+    import datasets
+    from trl.data_utils import pack_dataset
+
+    tags = [[(d, t) for t in range(len(ids))] for d, (ids, _) in enumerate(docs)]
+    dataset = datasets.Dataset.from_dict({"input_ids": [[d * 10_000 + t for d, t in doc] for doc in tags],
+                                          "labels": [labels for _, labels in docs]})
+    packed = pack_dataset(dataset, max_length, strategy, map_kwargs={"batch_size": batch_size})
+    return [[divmod(tag, 10_000) for tag in row] for row in packed["input_ids"]], packed["labels"]
+
+
+def documents_in_more_than_one_row(rows):
+    rows_of = {}
+    for r, row in enumerate(rows):
+        for doc, _ in row:
+            rows_of.setdefault(doc, set()).add(r)
+    return sum(len(r) > 1 for r in rows_of.values())
+
+
+def test_fcdist_packs_as_tightly_as_trl_bfd_without_splitting_or_packing_rows_without_loss():
+    """Why fcdist keeps its own packer (packing.py's docstring, bench/packing_vs_trl.py): measured against TRL."""
+    docs = make_docs(2000, seed=3)
+    rows, stats = pack_documents(docs, 512, "truncate", packing=True)
+    fitted = [(ids[:512], labels[:512]) for ids, labels in docs if len(ids) // 2 < 512]  # what fcdist packs
+    assert stats.dropped_no_loss > 0 and len(fitted) == stats.kept
+    same_docs_rows, _ = trl_bfd(fitted, 512)
+    assert len(same_docs_rows) >= stats.rows, "fcdist packs the same documents at least as tightly as TRL's bfd"
+    assert documents_in_more_than_one_row(same_docs_rows) == 0
+    # TRL alone: bfd packs the truncated documents that kept no loss token (rows that train nothing) ...
+    trl_rows, trl_labels = trl_bfd(docs, 512)
+    assert len(trl_rows) > stats.rows
+    assert sum(all(label == -100 for label in labels) for labels in trl_labels) >= stats.dropped_no_loss
+    assert all(any(label != -100 for label in row["labels"]) for row in rows)
+    # ... bfd_split splits every overlong document across rows, and datasets' default batches pack 1000 at a time
+    split_rows, _ = trl_bfd(docs, 512, "bfd_split")
+    assert documents_in_more_than_one_row(split_rows) == sum(len(ids) > 512 for ids, _ in docs) > 0
+    assert len(trl_bfd(fitted, 512, batch_size=1000)[0]) > len(same_docs_rows)
