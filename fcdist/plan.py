@@ -262,6 +262,8 @@ def lora_targets(config: JobConfig, model_config) -> str:
 
 
 def make_plan(config: JobConfig, hardware: Hardware, model_config) -> JobPlan:
+    """What training would resolve on ``hardware``; without a ``model_config`` (None: unreadable here), the
+    choices that need the model (train.tune, LoRA targets, memory) are left out."""
     from fcdist.stages import check_accelerate_config
     from fcdist.runtime import resolve_attention
     from fcdist.train.model import SetupError, setup_problems
@@ -270,20 +272,23 @@ def make_plan(config: JobConfig, hardware: Hardware, model_config) -> JobPlan:
 
     check_accelerate_config(config.distributed.accelerate_config, hardware.nodes)  # SubmitError: nothing to plan
     runtime = runtime_of(config, hardware)
-    config, tuning = tuned(config, model_config, hardware, runtime)
+    tuning, targets = "not planned: the model's config was not read", "-"
+    if model_config is not None:
+        config, tuning = tuned(config, model_config, hardware, runtime)
     dtype = planned_dtype(config, runtime, hardware)
     attention = resolve_attention(config.model.attn_implementation, runtime.gpu, runtime.flash_attn)
     problems = setup_problems(config, runtime, dtype, attention)
-    try:
-        targets = lora_targets(config, model_config)
-    except SetupError as e:
-        targets, problems = "-", problems + [str(e)]
+    if model_config is not None:
+        try:
+            targets = lora_targets(config, model_config)
+        except SetupError as e:
+            problems.append(str(e))
     batch = memory = None
     try:
         batch = plan_batches(config.train, runtime.world_size)
     except SetupError as e:
         problems.append(str(e))
-    if batch is not None:
+    if batch is not None and model_config is not None:
         shape = model_shape(model_config)
         memory = memory_per_rank(config, shape, runtime, batch.micro_batch)
         too_big = memory_problem(config, shape, runtime, hardware, batch, memory) if hardware.gpu_type else None
@@ -306,28 +311,9 @@ def check_plan(config: JobConfig, nodes: int, gpus_per_node: int, gpu: str | Non
                 model_config = read_model_config(config)
             except InputError as e:  # the job may fetch the model itself: check what needs no model
                 print(f"fcdist plan: {e}; checking the job without the model (no memory or LoRA check)", file=sys.stderr)
-                return problems_without_model(config, hardware)
         return make_plan(config, hardware, model_config).problems
     except (InputError, SubmitError) as e:
         return [" ".join(str(e).split())]
-
-
-def problems_without_model(config: JobConfig, hardware: Hardware) -> list[str]:
-    """The refusals that need no model config: the Accelerate config, the batch split, the setup."""
-    from fcdist.runtime import resolve_attention
-    from fcdist.stages import check_accelerate_config
-    from fcdist.train.model import SetupError, setup_problems
-    from fcdist.train.trainer import plan_batches
-
-    check_accelerate_config(config.distributed.accelerate_config, hardware.nodes)  # raises SubmitError
-    runtime = runtime_of(config, hardware)
-    attention = resolve_attention(config.model.attn_implementation, runtime.gpu, runtime.flash_attn)
-    problems = setup_problems(config, runtime, planned_dtype(config, runtime, hardware), attention)
-    try:
-        plan_batches(config.train, runtime.world_size)
-    except SetupError as e:
-        problems.append(str(e))
-    return problems
 
 
 # ---------------------------------------------------------------- the report
