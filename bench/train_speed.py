@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import statistics
 import sys
@@ -49,6 +50,9 @@ BF16 = ["quant.load_in_4bit=false"]
 # bf16 sums in another order (micro-batches, fused kernels) move a loss near 10.4 by about 1e-3.
 LOSS_TOLERANCE = 0.01
 MEASURED_FROM_STEP = 3
+# Issue H's seed measurement used rows of lognormal lengths, median 300 tokens, 14% over 512 (../shared/GPU.md):
+# sigma = ln(512 / 300) / z(0.86) = 0.5346 / 1.080.
+ISSUE_MEDIAN, ISSUE_SIGMA = 300, 0.495
 
 
 @dataclass
@@ -97,8 +101,31 @@ RUNS = [  # in order of priority: the budget skips the last ones
 ]
 
 
-def build_inputs(work: Path, rows: int) -> tuple[Path, Path]:
+def issue_lengths(pool: list[dict], tokenizer, count: int) -> list[dict]:
+    """``count`` rows of ``pool`` whose seed-rendered token lengths follow issue H's lognormal (median 300,
+    14% over 512): for each length drawn, a random pool row of the nearest length; a row drawn again gets a new id."""
+    import bisect
+    import random
+
+    from fcdist.data.render import render_text
+
+    lengths = [len(tokenizer(render_text(r["query"], json.loads(r["tools"]), json.loads(r["answers"])))["input_ids"])
+               for r in pool]
+    by_length = sorted(range(len(pool)), key=lengths.__getitem__)
+    sorted_lengths = [lengths[i] for i in by_length]
+    draw = random.Random(0)
+    picked = []
+    for k in range(count):
+        target = draw.lognormvariate(math.log(ISSUE_MEDIAN), ISSUE_SIGMA)
+        nearest = sorted_lengths[min(bisect.bisect_left(sorted_lengths, target), len(pool) - 1)]
+        same = range(bisect.bisect_left(sorted_lengths, nearest), bisect.bisect_right(sorted_lengths, nearest))
+        picked.append({**pool[by_length[draw.choice(same)]], "id": f"issue-{k}"})
+    return picked
+
+
+def build_inputs(work: Path, rows: int, lengths: str) -> tuple[Path, Path]:
     import torch
+    from transformers import AutoTokenizer
 
     from fcdist.data.synth import generate_rows
     from fcdist.model.tiny import build_tiny_model
@@ -107,8 +134,11 @@ def build_inputs(work: Path, rows: int) -> tuple[Path, Path]:
     if not (model / "config.json").is_file():
         with torch.device("cuda"):  # 3.8B random weights: seconds on the GPU, minutes on the CPU
             build_tiny_model(model, seed=0, size="phi3-mini", force=True)
-    data = work / "synth.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in generate_rows(rows, seed=1)))
+    data = work / f"synth-{lengths}.jsonl"
+    chosen = generate_rows(rows if lengths == "synth" else 4 * rows, seed=1)
+    if lengths == "issue":
+        chosen = issue_lengths(chosen, AutoTokenizer.from_pretrained(model), rows)
+    data.write_text("".join(json.dumps(row) + "\n" for row in chosen))
     return model, data
 
 
@@ -272,10 +302,12 @@ def environment() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        usage="python bench/train_speed.py [--steps N] [--only NAME,NAME] [--budget-s S] [--out PREFIX] [--work DIR]",
+        usage="python bench/train_speed.py [--steps N] [--lengths synth|issue] [--only NAME,NAME] [--budget-s S] [--out PREFIX] [--work DIR]",
         description="GPU training speed: the seed recipe and fcdist's variants side by side (one table).")
     parser.add_argument("--steps", type=int, default=6, help="steps per run; steps 3..N are measured")
     parser.add_argument("--rows", type=int, default=3000, help="synthetic rows")
+    parser.add_argument("--lengths", choices=("synth", "issue"), default="synth",
+                        help="row lengths: fcdist synth's own, or issue H's lognormal (median 300, 14%% over 512)")
     parser.add_argument("--only", default="", help="comma-separated fcdist runs to include (default: all)")
     parser.add_argument("--budget-s", type=float, default=540, help="skip runs that would start past this many seconds")
     parser.add_argument("--out", default="", help="write <out>.md and <out>.json")
@@ -289,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    model, data = in_fresh_process(build_inputs, work, args.rows)
+    model, data = in_fresh_process(build_inputs, work, args.rows, args.lengths)
     print(f"inputs ready in {time.perf_counter() - started:.0f} s", flush=True)
     results = {"seed": {**in_fresh_process(run_seed, model, data, work, args.steps), "predicted": 1.0}}
     wanted = [run for run in RUNS if not args.only or run.name in args.only.split(",")]
@@ -315,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).with_suffix(".md").write_text(report + "\n")
         Path(args.out).with_suffix(".json").write_text(json.dumps(
-            {**environment(), "steps": args.steps, "rows": args.rows, "results": results, "skipped": skipped, "failed": failed}, indent=2) + "\n")
+            {**environment(), "steps": args.steps, "rows": args.rows, "lengths": args.lengths, "results": results, "skipped": skipped, "failed": failed}, indent=2) + "\n")
     return 0
 
 
