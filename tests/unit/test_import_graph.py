@@ -28,7 +28,7 @@ LAYERS = [
     {"gather"},
     {"infer"},
     {"score"},
-    {"cli", "demo", "submit", "plan", "stages"},  # drivers: the stage chain, and what starts (or plans) it
+    {"cli", "demo", "submit", "plan", "stages", "evaluate"},  # drivers: the stage chain, and what starts (or plans) it
 ]
 
 

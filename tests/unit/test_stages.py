@@ -36,6 +36,17 @@ def test_each_stage_waits_for_the_one_before(tmp_path, at_root):
     assert [job.stage.after for job in jobs] == [None, *names[:-1]]
 
 
+def test_a_bfcl_folder_in_the_config_ends_the_chain_with_the_bfcl_stages(tmp_path, at_root):
+    config = stages.load_job(config_args(tmp_path, "eval.bfcl_dir=tests/fixtures/bfcl"))
+    jobs = stages.plan(config, stages.Request(gpus_per_node=8, infer_shards=3))
+    names = [job.stage.name for job in jobs]
+    assert names == ["preprocess", "train", "gather", "infer", "score", "bfcl-convert", "bfcl-infer", "bfcl-score"]
+    assert [job.stage.after for job in jobs] == [None, *names[:-1]]
+    bfcl = {job.stage.name: (job.tasks, job.num_shards, job.resources) for job in jobs[5:]}
+    assert bfcl == {"bfcl-convert": (1, None, stages.Resources()), "bfcl-infer": (3, 3, stages.Resources(1, 1)),
+                    "bfcl-score": (1, 3, stages.Resources())}  # the array's GPU as infer's; score merges its 3 shards
+
+
 def test_arrays_and_resources_follow_the_config_and_the_request(tmp_path, at_root):
     config = stages.load_job(config_args(tmp_path, "data.num_shards=3"))
     request = stages.Request(nodes=4, gpus_per_node=8, time="1:00:00", infer_shards=5)
@@ -60,6 +71,10 @@ def test_each_stage_task_runs_its_command_with_the_run_layout(tmp_path, at_root)
                    "--no-progress", *args]],
         "score": [["infer", "--merge-shards", "--num-shards", "4", "--data", heldout, "--out", predictions],
                   ["score", "--gold", heldout, "--predictions", predictions, "--out", str(layout.report)]],
+        "bfcl-convert": [["eval", "bfcl", "--convert-only", "--out", f"{run}/bfcl", *args]],
+        "bfcl-infer": [["infer", "--run", run, "--data", f"{run}/bfcl/gold.jsonl", "--out", f"{run}/bfcl/predictions.jsonl",
+                        "--shard", "1", "--num-shards", "4", "--no-progress", *args]],
+        "bfcl-score": [["eval", "bfcl", "--score-only", "--num-shards", "4", "--out", f"{run}/bfcl"]],
     }
     assert stages.STAGE["score"].commands(layout, args, 0, 1) == [commands["score"][1]]  # nothing to merge
     assert stages.STAGE["train"].commands is None  # launched per node (fcdist/submit.py)
