@@ -27,7 +27,7 @@ LAYERS = [
     {"train"},
     {"gather"},
     {"infer"},
-    {"score"},
+    {"score", "score_bfcl"},
     {"cli", "demo", "submit", "plan", "stages", "evaluate"},  # drivers: the stage chain, and what starts (or plans) it
 ]
 
