@@ -11,8 +11,8 @@ Three steps, which the pipeline's BFCL stages (eval.bfcl_dir; fcdist/stages.py) 
    converted and skipped per category;
 2. ``fcdist infer`` on those rows into OUTDIR/predictions.jsonl: the inference stage itself, with its
    training-time prompt, sharding and resuming;
-3. once the predictions hold every case, ``fcdist score --rules bfcl`` into OUTDIR/report.json and .md, to
-   which the conversion's counts are added: per category, the cases scored of the cases read.
+3. once the predictions hold every case, fcdist score's BFCL rules (``fcdist score --rules bfcl``) into
+   OUTDIR/report.json and .md, with the conversion's counts: per category, the cases scored of those read.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ import sys
 from pathlib import Path
 
 from fcdist.atomic import write_text_atomic
-from fcdist.config import ConfigError, JobConfig, add_config_arguments, load_config, load_run_config
+from fcdist.config import JobConfig, add_config_arguments, load_config, load_run_config
 from fcdist.data.bfcl import CATEGORIES, read_folder
+from fcdist.data.xlam import read_rows
 from fcdist.errors import InputError
 from fcdist.infer.predictions import complete_records, merge_problems
 from fcdist.layout import EvalLayout
-from fcdist.stages import infer_command, run_fcdist, score_command
+from fcdist.score import markdown_table, read_predictions
+from fcdist.score import score as score_rows
+from fcdist.stages import infer_command, run_fcdist
 
 
 def convert(bfcl_dir: str | Path, layout: EvalLayout, categories: list[str] | None, on_bad_row: str) -> dict:
@@ -62,19 +65,22 @@ def cases_table(conversion: dict) -> str:
 
 
 def score(layout: EvalLayout, num_shards: int = 1) -> dict:
-    """Step 3: merge the shard files (checking every id) when sharded, score by BFCL's rules, and add the
-    conversion's counts to the report, so it states what it scored of what was read."""
+    """Step 3: merge the shard files (checking every id) when sharded, score by BFCL's rules, and write the
+    report with the conversion's counts, so it states what it scored of what was read."""
     if num_shards > 1:
         run_fcdist(["infer", "--merge-shards", "--num-shards", str(num_shards), "--data", str(layout.gold),
                     "--out", str(layout.predictions)])
-    run_fcdist([*score_command(layout.gold, layout.predictions, layout.report), "--rules", "bfcl"])
     conversion = json.loads(layout.conversion.read_text())
-    report = {**json.loads(layout.report.read_text()), "cases": conversion}
+    rows, _ = read_rows(str(layout.gold), on_bad_row="error")
+    completions = read_predictions(str(layout.predictions), {str(row.id) for row in rows})
+    skipped = conversion["read"] - conversion["converted"]  # what fcdist score's CLI cannot know: cases left out
+    report = {"gold": str(layout.gold), "predictions": str(layout.predictions),
+              **score_rows(rows, completions, rules="bfcl", skipped=skipped), "cases": conversion}
     write_text_atomic(layout.report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    markdown = layout.report.with_suffix(".md")
-    table = f"\nBFCL cases scored of those read (skipped: data.on_bad_row=skip):\n\n{cases_table(conversion)}"
-    write_text_atomic(markdown, markdown.read_text() + table)
-    print(table, end="")
+    markdown = (f"{markdown_table(report)}\nBFCL cases scored of those read (skipped: data.on_bad_row=skip):\n\n"
+                f"{cases_table(conversion)}")
+    write_text_atomic(layout.report.with_suffix(".md"), markdown)
+    print(markdown, end="")
     return report
 
 
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--shard and --num-shards go together")
     try:
         run(args, parser)
-    except (InputError, ConfigError, OSError) as e:
+    except (ValueError, OSError) as e:  # InputError and ConfigError too; score's own errors are ValueErrors
         print(f"fcdist eval bfcl: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return 1
     except RuntimeError as e:  # the failed stage printed its reason; this names the command

@@ -18,8 +18,9 @@ Each case becomes one xlam-format row, as training saw them, plus two fields tha
 - ``answers``: per ground-truth call the first acceptable value of each argument that is not ``""``
   (BFCL's "may be left out"); an argument whose only value is ``""`` is left out.
 - ``acceptable``: aligned with answers, ``{"values": {arg: [every acceptable value but ""]}, "may_omit": [arg]}``.
-  A dict argument's acceptable value stays as BFCL writes it, ``{key: [acceptable values]}`` (its answer
-  takes each key's first value), and so does each dict of a list of dicts.
+  A dict argument's possible answer, ``{key: [acceptable values]}`` in BFCL's files, becomes every whole
+  dict it accepts (also inside a list of dicts). An argument the function doc does not declare (BFCL's data
+  has a few) stays in the answer unless ``""`` lets it be left out: only leaving it out can match.
 - ``category``: the BFCL category of the file.
 
 A malformed line, a function doc with an unknown type, a question without a possible answer: a BadRowError
@@ -32,6 +33,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ CATEGORY_OF_STEM = {"simple_python": "simple", **{name: name for name in CATEGOR
 ANSWERS = "possible_answer"
 NO_ANSWERS = {"irrelevance"}  # categories whose right answer is no call: BFCL ships no possible-answer file
 OMITTED = ""  # BFCL's acceptable value meaning "the argument may be left out"
+ABSENT = object()  # a dict key that one of its whole-dict alternatives leaves out
 SCALAR_TYPES = {"integer": "int", "float": "float", "string": "str", "boolean": "bool", "any": "Any"}
 
 
@@ -183,37 +186,48 @@ def query_text(question: Any, where: str, row_id: Any) -> str:
     return "\n\n".join(by_role["system"] + by_role["user"])
 
 
-def first_choice(option: Any, schema: dict) -> Any:
-    """One acceptable value as a concrete one. A dict argument's (or a list of dicts') acceptable value is
-    itself ``{key: [acceptable values]}`` in BFCL's files: each key takes its first value but ``""``."""
-    kind = schema.get("type")
-    if kind == "dict" and isinstance(option, dict):
-        return {key: kept[0] for key, values in option.items()
-                if isinstance(values, list) and (kept := [v for v in values if v != OMITTED])}
-    if kind == "array" and schema.get("items", {}).get("type") == "dict" and isinstance(option, list):
-        return [first_choice(item, schema["items"]) for item in option]
-    return option
+def whole_dicts(answer: dict) -> list[dict]:
+    """BFCL's answer for a dict argument, ``{key: [acceptable values]}``, as every whole dict it accepts
+    (``""`` among a key's values: the key may be left out)."""
+    keys, choices = list(answer), []
+    for key in keys:
+        listed = answer[key] if isinstance(answer[key], list) else [answer[key]]
+        choices.append([value for value in listed if value != OMITTED] + [ABSENT] * (OMITTED in listed))
+    return [{key: value for key, value in zip(keys, combo) if value is not ABSENT} for combo in product(*choices)]
 
 
-def gold_calls(ground_truth: list, properties: dict[str, dict], where: str, row_id: Any) -> tuple[list[dict], list[dict]]:
-    """(answers, acceptable) of a ground truth: the first acceptable value per argument, and all of them."""
-    answers, acceptable = [], []
-    for call in ground_truth:
-        if not (isinstance(call, dict) and len(call) == 1 and isinstance(next(iter(call.values())), dict)):
-            raise BadRowError(where, row_id, f"a ground-truth call must be {{function: {{argument: [values]}}}}, got {call!r:.80}")
-        (name, arguments), = call.items()
-        chosen, values, may_omit = {}, {}, []
-        for arg, options in arguments.items():
-            if not isinstance(options, list) or not options:
-                raise BadRowError(where, row_id, f"{name}: argument '{arg}' must list its acceptable values")
-            kept = [value for value in options if value != OMITTED]
-            if kept:
-                chosen[arg], values[arg] = first_choice(kept[0], properties.get(name, {}).get(arg, {})), kept
-            if len(kept) < len(options):
-                may_omit.append(arg)
-        answers.append({"name": name, "arguments": chosen})
-        acceptable.append({"values": values, "may_omit": may_omit})
-    return answers, acceptable
+def accepted_values(option: Any, schema: dict) -> list:
+    """The concrete values one possible answer stands for: itself, or for a dict argument (or a list of
+    dicts) every whole dict (list) its per-key alternatives make."""
+    items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+    if schema.get("type") == "dict" and isinstance(option, dict):
+        return whole_dicts(option)
+    if schema.get("type") in ("array", "tuple") and items.get("type") == "dict" and isinstance(option, list):
+        per_item = [whole_dicts(item) if isinstance(item, dict) else [item] for item in option]
+        return [list(combo) for combo in product(*per_item)]
+    return [option]
+
+
+def gold_call(call: Any, properties: dict[str, dict], where: str, row_id: Any) -> tuple[dict, dict]:
+    """(answer, acceptable) of one ground-truth call: the first acceptable value per argument, and all of them."""
+    if not (isinstance(call, dict) and len(call) == 1 and isinstance(next(iter(call.values())), dict)):
+        raise BadRowError(where, row_id, f"a ground-truth call must be {{function: {{argument: [values]}}}}, got {call!r:.80}")
+    (name, arguments), = call.items()
+    params = properties.get(name, {})
+    chosen, values, may_omit = {}, {}, []
+    for arg, options in arguments.items():
+        if not isinstance(options, list) or not options:
+            raise BadRowError(where, row_id, f"{name}: argument '{arg}' must list its acceptable values")
+        accepted = [value for option in options if option != OMITTED
+                    for value in accepted_values(option, params.get(arg) or {})]
+        if arg not in params:  # not in the function doc (BFCL's data has a few): only leaving it out can match
+            chosen.update({arg: accepted[0]} if OMITTED not in options else {})
+            continue
+        if accepted:
+            chosen[arg], values[arg] = accepted[0], accepted
+        if OMITTED in options:
+            may_omit.append(arg)
+    return {"name": name, "arguments": chosen}, {"values": values, "may_omit": may_omit}
 
 
 def gold_row(record: Any, where: str, category: str, answers_by_id: dict[str, list] | None) -> dict:
@@ -229,7 +243,8 @@ def gold_row(record: Any, where: str, category: str, answers_by_id: dict[str, li
         if str(row_id) not in answers_by_id:
             raise BadRowError(where, row_id, f"no possible answer with this id in {ANSWERS}/")
         properties = {doc["name"]: doc["parameters"].get("properties", {}) for doc in record["function"]}
-        answers, acceptable = gold_calls(answers_by_id[str(row_id)], properties, where, row_id)
+        calls = [gold_call(call, properties, where, row_id) for call in answers_by_id[str(row_id)]]
+        answers, acceptable = [answer for answer, _ in calls], [accept for _, accept in calls]
     row = {"id": row_id, "query": query_text(record.get("question"), where, row_id),
            "tools": json.dumps(tools, ensure_ascii=False), "answers": json.dumps(answers, ensure_ascii=False)}
     parse_row(row, where)  # the checks every xlam row passes: e.g. an answer calls one of the row's tools

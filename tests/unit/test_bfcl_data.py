@@ -92,12 +92,16 @@ def test_answers_take_the_first_acceptable_value_and_keep_every_alternative(rows
     settings = rows["multiple_1"]
     assert json.loads(settings["answers"])[0]["arguments"] == {"user_id": 7, "settings": {"theme": "dark", "size": 14}}
     assert settings["acceptable"][0]["may_omit"] == ["note"] and "note" not in settings["acceptable"][0]["values"]
-    # a dict argument's alternatives stay in BFCL's {key: [values]} form
-    assert settings["acceptable"][0]["values"]["settings"] == [{"theme": ["dark"], "size": [14]}]
+    # a dict argument's {key: [values]} ("" = the key may be missing) becomes every whole dict it accepts
+    assert settings["acceptable"][0]["values"]["settings"] == [
+        {"theme": "dark", "size": 14}, {"theme": "dark"}, {"theme": "black", "size": 14}, {"theme": "black"}]
     taxi = rows["parallel_multiple_0"]
     assert json.loads(taxi["answers"])[1] == {"name": "taxi.call", "arguments": {"destination": "restaurant", "seats": 4}}
     assert taxi["acceptable"][1]["may_omit"] == ["seats"]
     assert len(rows["parallel_1"]["acceptable"]) == len(json.loads(rows["parallel_1"]["answers"])) == 3
+    # an argument the function doc does not declare, which may be left out: left out
+    assert json.loads(rows["parallel_1"]["answers"])[0]["arguments"] == {"radius": 2.0}
+    assert rows["parallel_1"]["acceptable"][0] == {"values": {"radius": [2.0]}, "may_omit": []}
 
 
 def test_irrelevance_cases_have_no_answer(rows):
