@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Evaluate a model on a benchmark's own files.")
     suites = parser.add_subparsers(dest="suite", required=True, metavar="bfcl")
     bfcl = suites.add_parser(
-        "bfcl", prog="fcdist eval bfcl",
+        "bfcl", prog="fcdist eval bfcl", help="the Berkeley Function Calling Leaderboard's Python AST categories",
         usage="fcdist eval bfcl (--run RUN_DIR | --model DIR) [--bfcl DIR] --out OUTDIR [--categories C ...] "
               "[--shard I --num-shards N] [--config C] [key=value ...]\n"
               "       fcdist eval bfcl --convert-only [--bfcl DIR] --out OUTDIR [--categories C ...] [key=value ...]\n"
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--score-only", action="store_true", help="step 3 only: merge N shard files, then score")
     add_config_arguments(bfcl, "job config (data.on_bad_row, eval.bfcl_dir, infer.*); default: the run's, else defaults",
                          required=False)
+    bfcl.set_defaults(usage=bfcl)  # usage errors name `fcdist eval bfcl`
     return parser
 
 
@@ -124,7 +125,7 @@ def job_config(args: argparse.Namespace) -> JobConfig:
     return load_config(args.config, args.overrides)
 
 
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def run(args: argparse.Namespace) -> None:
     layout = EvalLayout(args.out)
     if args.score_only:
         score(layout, args.num_shards or 1)
@@ -132,9 +133,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     config = job_config(args)
     bfcl_dir = args.bfcl or config.eval.bfcl_dir
     if bfcl_dir is None:
-        parser.error("give --bfcl DIR (or eval.bfcl_dir in the config)")
+        args.usage.error("give --bfcl DIR (or eval.bfcl_dir in the config)")
     if not args.convert_only and not (args.run or args.model):
-        parser.error("give --run RUN_DIR or --model DIR (or --convert-only)")
+        args.usage.error("give --run RUN_DIR or --model DIR (or --convert-only)")
     convert(bfcl_dir, layout, args.categories, config.data.on_bad_row)
     if args.convert_only:
         return
@@ -149,12 +150,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if (args.shard is None) != (args.num_shards is None) and not args.score_only:
-        parser.error("--shard and --num-shards go together")
+        args.usage.error("--shard and --num-shards go together")
     try:
-        run(args, parser)
+        run(args)
     except (ValueError, OSError) as e:  # InputError and ConfigError too; score's own errors are ValueErrors
         print(f"fcdist eval bfcl: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return 1

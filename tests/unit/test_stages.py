@@ -4,6 +4,7 @@ every sbatch line it prints. The run layout (fcdist/layout.py) that gives the pa
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -103,6 +104,41 @@ def test_sbatch_lines_hold_the_chain_and_survive_bash_quoting(tmp_path, at_root)
     hand = chain[1].shell_line()  # a standalone script line, waiting on the variable of the stage before
     assert hand.startswith('train=$(sbatch --dependency=afterok:"$preprocess" --parsable')
     assert shlex.split(hand.removeprefix("train=$(").removesuffix(")"))[2:] == chain[1].argv()[1:]
+
+
+def test_sbatch_lines_end_with_the_bfcl_templates(tmp_path, at_root):
+    args = config_args(tmp_path, "eval.bfcl_dir=tests/fixtures/bfcl")
+    logs = f"{tmp_path}/{NASTY}/tiny-cpu/slurm"
+    by_stage = {job.stage: job for job in stages.sbatch_jobs(args, stages.Request(gpus_per_node=4, infer_shards=3))}
+    assert by_stage["bfcl-convert"].argv("5") == ["sbatch", "--dependency=afterok:5", *stages.SBATCH_ALWAYS,
+                                                  f"--output={logs}/bfcl-convert-%j.out", "slurm/bfcl-convert.sh", *args]
+    assert by_stage["bfcl-infer"].argv("6") == ["sbatch", "--dependency=afterok:6", *stages.SBATCH_ALWAYS, "--array=0-2",
+                                                "--gpus-per-node=1", f"--output={logs}/bfcl-infer-%A_%a.out",
+                                                "slurm/bfcl-infer.sh", "--num-shards", "3", *args]
+    assert by_stage["bfcl-score"].argv("7")[-len(args) - 3:] == ["slurm/bfcl-score.sh", "--num-shards", "3", *args]
+    assert [by_stage[name].after for name in ("bfcl-convert", "bfcl-infer", "bfcl-score")] == \
+        ["score", "bfcl-convert", "bfcl-infer"]
+    assert all((ROOT / job.template).is_file() for job in by_stage.values())
+
+
+def test_the_bfcl_convert_task_writes_the_runs_gold_rows(tmp_path, at_root):
+    args = config_args(tmp_path, "eval.bfcl_dir=tests/fixtures/bfcl")
+    stages.run_task("bfcl-convert", args)
+    bfcl = RunLayout.of(stages.load_job(args)).bfcl
+    assert len(bfcl.gold.read_text().splitlines()) == 10
+    assert json.loads(bfcl.conversion.read_text())["by_category"]["parallel"] == {"read": 2, "converted": 2}
+
+
+def test_the_demo_runs_the_bfcl_stages_only_where_the_config_names_a_folder(tmp_path, at_root, monkeypatch):
+    from fcdist import demo
+
+    ran = []
+    monkeypatch.setattr(demo, "run_task", lambda stage, args, shard, num_shards: ran.append((stage, shard, num_shards)))
+    demo.run_chain(stages.load_job(config_args(tmp_path)), config_args(tmp_path), first="bfcl-convert")
+    assert ran == []
+    args = config_args(tmp_path, "eval.bfcl_dir=tests/fixtures/bfcl")
+    demo.run_chain(stages.load_job(args), args, first="bfcl-convert")
+    assert ran == [("bfcl-convert", 0, 1), ("bfcl-infer", 0, 2), ("bfcl-infer", 1, 2), ("bfcl-score", 0, 2)]
 
 
 def test_sbatch_lines_command_refuses_an_unknown_option_and_a_bad_config(tmp_path):
