@@ -169,6 +169,12 @@ def test_difference_an_empty_string_for_an_optional_string():
     assert verdicts(row, hotel(note="")) == (False, True)
 
 
+def test_difference_an_empty_list_for_an_optional_list():
+    row = gold([hotel(tags=["pool"])], acceptable=[{"may_omit": ["tags"]}])
+    assert verdicts(row, hotel(tags=[])) == (False, True)
+    assert verdicts(row, hotel(tags=["gym"])) == (False, False)
+
+
 def test_difference_an_argument_given_at_its_declared_default():
     assert verdicts(gold([hotel()]), hotel(units="USD")) == (True, False)  # the gold leaves it out
     assert verdicts(gold([hotel(units="USD")]), hotel()) == (True, False)  # the gold gives it
