@@ -17,7 +17,8 @@ Each case becomes one xlam-format row, as training saw them, plus two fields tha
   template has no system slot, and dropping it could drop what the answer depends on).
 - ``answers``: per ground-truth call the first acceptable value of each argument that is not ``""``
   (BFCL's "may be left out"); an argument whose only value is ``""`` is left out.
-- ``acceptable``: aligned with answers, ``{"values": {arg: [every acceptable value but ""]}, "may_omit": [arg]}``.
+- ``acceptable``: a JSON string like tools and answers (the json reader would merge the dicts of all rows into
+  one schema), aligned with answers, ``{"values": {arg: [every acceptable value but ""]}, "may_omit": [arg]}``.
   A dict argument's possible answer, ``{key: [acceptable values]}`` in BFCL's files, becomes every whole
   dict it accepts (also inside a list of dicts). An argument the function doc does not declare (BFCL's data
   has a few) stays in the answer unless ``""`` lets it be left out: only leaving it out can match.
@@ -247,8 +248,9 @@ def gold_row(record: Any, where: str, category: str, answers_by_id: dict[str, li
         answers, acceptable = [answer for answer, _ in calls], [accept for _, accept in calls]
     row = {"id": row_id, "query": query_text(record.get("question"), where, row_id),
            "tools": json.dumps(tools, ensure_ascii=False), "answers": json.dumps(answers, ensure_ascii=False)}
-    parse_row(row, where)  # the checks every xlam row passes: e.g. an answer calls one of the row's tools
-    return {**row, "acceptable": acceptable, "category": category}
+    row.update(acceptable=json.dumps(acceptable, ensure_ascii=False), category=category)
+    parse_row(row, where)  # the checks every gold row passes: e.g. an answer calls one of the row's tools
+    return row
 
 
 # ---------------------------------------------------------------- the whole folder

@@ -66,7 +66,7 @@ def other_right_answer(row: dict) -> str:
     """Each call with the last acceptable value of every argument, and the arguments that may be omitted left out."""
     calls = [{"name": call["name"], "arguments": {arg: values[-1] for arg, values in accept["values"].items()
                                                   if arg not in accept["may_omit"]}}
-             for call, accept in zip(json.loads(row["answers"]), row["acceptable"])]
+             for call, accept in zip(json.loads(row["answers"]), json.loads(row["acceptable"]))]
     return render_completion(calls[::-1])  # parallel calls in any order
 
 

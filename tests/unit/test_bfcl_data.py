@@ -23,7 +23,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "bfcl"
 
 @pytest.fixture(scope="module")
 def rows() -> dict[str, dict]:
-    return {row["id"]: row for row in read_folder(FIXTURES)[0]}
+    """The gold rows by id, their acceptable values decoded (a JSON string, like tools and answers)."""
+    return {row["id"]: {**row, "acceptable": json.loads(row["acceptable"])} for row in read_folder(FIXTURES)[0]}
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_function_docs_become_the_xlam_tools_training_saw(rows):
 
 
 def test_each_row_is_a_valid_xlam_row_rendered_like_training(rows):
-    for raw in rows.values():
+    for raw in read_folder(FIXTURES)[0]:
         row = parse_row(raw, "gold")
         prompt = render_prompt(row.query, row.tools)
         assert prompt.startswith(f"<user>{row.query}</user>") and str(row.tools[0]) in prompt
