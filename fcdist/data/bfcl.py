@@ -189,11 +189,12 @@ def query_text(question: Any, where: str, row_id: Any) -> str:
 
 def whole_dicts(answer: dict) -> list[dict]:
     """BFCL's answer for a dict argument, ``{key: [acceptable values]}``, as every whole dict it accepts
-    (``""`` among a key's values: the key may be left out)."""
+    (``""`` among a key's values: the key may be left out, or given as ``""``, which BFCL's checker accepts
+    too). Real values come first, then leaving the key out, so the first dict is the answer to write."""
     keys, choices = list(answer), []
     for key in keys:
         listed = answer[key] if isinstance(answer[key], list) else [answer[key]]
-        choices.append([value for value in listed if value != OMITTED] + [ABSENT] * (OMITTED in listed))
+        choices.append([value for value in listed if value != OMITTED] + [ABSENT, OMITTED] * (OMITTED in listed))
     return [{key: value for key, value in zip(keys, combo) if value is not ABSENT} for combo in product(*choices)]
 
 

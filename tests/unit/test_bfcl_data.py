@@ -95,7 +95,8 @@ def test_answers_take_the_first_acceptable_value_and_keep_every_alternative(rows
     assert settings["acceptable"][0]["may_omit"] == ["note"] and "note" not in settings["acceptable"][0]["values"]
     # a dict argument's {key: [values]} ("" = the key may be missing) becomes every whole dict it accepts
     assert settings["acceptable"][0]["values"]["settings"] == [
-        {"theme": "dark", "size": 14}, {"theme": "dark"}, {"theme": "black", "size": 14}, {"theme": "black"}]
+        {"theme": "dark", "size": 14}, {"theme": "dark"}, {"theme": "dark", "size": ""},
+        {"theme": "black", "size": 14}, {"theme": "black"}, {"theme": "black", "size": ""}]  # "" itself passes BFCL
     taxi = rows["parallel_multiple_0"]
     assert json.loads(taxi["answers"])[1] == {"name": "taxi.call", "arguments": {"destination": "restaurant", "seats": 4}}
     assert taxi["acceptable"][1]["may_omit"] == ["seats"]
