@@ -22,6 +22,7 @@ STAGES = {
     "gather": ("fcdist.gather", "turn a training checkpoint into a LoRA adapter or merged model"),
     "infer": ("fcdist.infer", "generate calls for held-out prompts"),
     "score": ("fcdist.score", "score generated calls against gold rows"),
+    "eval": ("fcdist.evaluate", "evaluate on a benchmark's own files: `fcdist eval bfcl` (BFCL's AST categories)"),
     "submit": ("fcdist.submit", "submit the pipeline's stages to SLURM with submitit"),
     "plan": ("fcdist.plan", "dry-run a job: choices, memory per GPU, commands, and why it could not run"),
     "demo": ("fcdist.demo", "run the whole pipeline locally on the tiny model and synthetic data"),

@@ -181,6 +181,12 @@ class DemoConfig:
 
 
 @dataclass
+class EvalConfig:
+    bfcl_dir: str | None = None
+    """A folder of BFCL files (question files, possible_answer/); the chain then ends with BFCL stages (fcdist eval bfcl)."""
+
+
+@dataclass
 class OutputConfig:
     root: str = "runs"
     """Folder that holds one folder per run."""
@@ -200,6 +206,7 @@ class JobConfig:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     infer: InferConfig = field(default_factory=InferConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     @property

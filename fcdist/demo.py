@@ -88,10 +88,16 @@ def make_model(config: JobConfig) -> None:
                     "--seed", str(config.demo.synth_seed)])
 
 
-def run_chain(config: JobConfig, config_args: list[str], last: str) -> None:
-    """The chain's stages (fcdist/stages.py) up to ``last`` on this machine, one task after the other; training
-    under ``accelerate launch`` exactly as users and the SLURM template start it."""
-    for job in plan(config, Request()):
+def run_chain(config: JobConfig, config_args: list[str], first: str | None = None, last: str | None = None) -> None:
+    """The chain's stages (fcdist/stages.py) from ``first`` to ``last`` on this machine, one task after the other
+    (none where ``first`` is not in this config's chain); training under ``accelerate launch`` exactly as users
+    and the SLURM template start it."""
+    jobs = plan(config, Request())
+    names = [job.stage.name for job in jobs]
+    if first is not None and first not in names:
+        return
+    start, end = names.index(first) if first else 0, names.index(last) + 1 if last else len(jobs)
+    for job in jobs[start:end]:
         step(job.stage.name)
         if job.stage.commands is None:
             command = local_train_command(config.distributed.accelerate_config, config_args)
@@ -100,8 +106,6 @@ def run_chain(config: JobConfig, config_args: list[str], last: str) -> None:
         else:
             for shard in range(job.tasks):
                 run_task(job.stage.name, config_args, shard, job.num_shards or 1)
-        if job.stage.name == last:
-            return
 
 
 def evaluation_sets(config: JobConfig) -> dict[str, Path]:
@@ -202,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         make_model(config)
         run_chain(config, common, last="gather")  # the chain's infer and score: evaluate() runs them per model and set
         reports = evaluate(config, common)
+        run_chain(config, common, first="bfcl-convert")  # the BFCL stages, where eval.bfcl_dir names a folder
     except RuntimeError as e:
         raise SystemExit(f"fcdist demo: {e}") from None
     step(f"learning report ({config.run_dir / 'learning.md'})")

@@ -7,6 +7,8 @@
     runs/<name>/gathered/{adapter,merged}/  gather
     runs/<name>/predictions.jsonl           infer (shards: predictions.shard-i-of-M.jsonl beside it)
     runs/<name>/score/report.json           score
+    runs/<name>/bfcl/                       the BFCL stages (eval.bfcl_dir): gold.jsonl, conversion.json,
+                                            predictions.jsonl, report.json (EvalLayout; fcdist eval bfcl --out)
     runs/<name>/slurm/, submitit/           the cluster jobs' logs
 
 Train, gather, infer, score, submit, the demo and the SLURM templates' helpers all take their paths from
@@ -21,6 +23,18 @@ from pathlib import Path
 from fcdist.checkpoints import LATEST, read_latest_pointer, step_folder, verify_checkpoint
 from fcdist.config import RUN_CONFIG
 from fcdist.preprocess.shards import HELDOUT  # preprocess writes it into the packed folder; infer and score read it
+
+
+@dataclass(frozen=True)
+class EvalLayout:
+    """The files of one BFCL evaluation: runs/<name>/bfcl/, or the folder ``fcdist eval bfcl --out`` names."""
+
+    root: Path
+
+    gold = property(lambda self: self.root / "gold.jsonl")  # the converted cases, xlam rows
+    conversion = property(lambda self: self.root / "conversion.json")  # cases read, converted, skipped
+    predictions = property(lambda self: self.root / "predictions.jsonl")
+    report = property(lambda self: self.root / "report.json")
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class RunLayout:
     gathered = property(lambda self: self.root / "gathered")
     predictions = property(lambda self: self.root / "predictions.jsonl")
     report = property(lambda self: self.root / "score" / "report.json")
+    bfcl = property(lambda self: EvalLayout(self.root / "bfcl"))
     slurm_logs = property(lambda self: self.root / "slurm")
     submitit = property(lambda self: self.root / "submitit")
 

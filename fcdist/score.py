@@ -1,8 +1,10 @@
 """Score generated function calls against xlam gold rows: the last pipeline stage, ``fcdist score``.
 
-    fcdist score --gold GOLD --predictions PRED.jsonl --out REPORT.json [--lenient-strings]
+    fcdist score --gold GOLD --predictions PRED.jsonl --out REPORT.json [--lenient-strings] [--rules bfcl]
 
-The rules are the Berkeley Function Calling Leaderboard's AST checker adapted to xlam's data:
+The rules (``--rules fcdist``, the default) are the Berkeley Function Calling Leaderboard's AST checker
+adapted to xlam's data; ``--rules bfcl`` follows BFCL's checker exactly where fcdist's rules differ
+(fcdist/score_bfcl.py lists them, README.md's "Scoring rules" section shows each with an example):
 
 1. The calls are the lines after the last ``<calls>`` (or from the start) up to the first ``</calls>``
    (or the end). Each non-empty line is a call dict (JSON or a Python literal, as the seed prints them)
@@ -11,6 +13,8 @@ The rules are the Berkeley Function Calling Leaderboard's AST checker adapted to
 3. A call matches a gold call when the names agree, the function is one of the row's tools, every
    argument given is a parameter, every gold argument is given with an equal value (or left out while
    the gold value is the declared default), and an argument the gold leaves out is given at its default.
+   A gold row's ``acceptable`` widens this: an argument accepts any value listed for it, and one in
+   ``may_omit`` may be left out.
 4. Values compare by the declared xlam type: an int stands for a float but not the reverse, a bool is
    never a number, a string is never a number, lists compare in order and dicts by key, recursively.
    xlam writes many defaults as strings ("10" for an int): a default matches both as written and as
@@ -35,8 +39,10 @@ from typing import Any
 
 from fcdist.atomic import write_text_atomic
 from fcdist.data.render import CALLS_CLOSE, CALLS_OPEN
-from fcdist.data.xlam import XlamRow, read_rows
+from fcdist.data.xlam import Alternatives, XlamRow, read_rows
 from fcdist.errors import InputError
+from fcdist.score_bfcl import IRRELEVANCE, leaderboard, leaderboard_markdown
+from fcdist.score_bfcl import row_failure as bfcl_row_failure
 
 CATEGORIES = ("simple", "multiple", "parallel", "parallel-multiple", "no-call")
 CALL_KEYS = {"name", "arguments"}
@@ -50,6 +56,7 @@ SCALAR_KINDS = {
 }  # fmt: skip
 NO_DEFAULT = object()  # a parameter without a declared default (None is a legitimate default)
 NO_PREDICTION = "no prediction"
+RULES = ("fcdist", "bfcl")
 
 
 class CallParseError(ValueError):
@@ -305,11 +312,15 @@ def _declared(params: dict, arg: str) -> tuple[dict, TypeSpec | None]:
     return param, parse_type(param.get("type"))
 
 
-def _check_gold_argument(arg: str, gold_value: Any, given: dict, params: dict, lenient: bool) -> str | None:
+def _check_gold_argument(
+    arg: str, gold_value: Any, given: dict, params: dict, lenient: bool, alternatives: Alternatives | None
+) -> str | None:
     param, spec = _declared(params, arg)
     if arg in given:
-        return compare_values(given[arg], gold_value, spec, lenient, f"argument {arg!r}")
-    if _is_default(gold_value, param, spec, lenient):
+        reason = compare_values(given[arg], gold_value, spec, lenient, f"argument {arg!r}")
+        others = alternatives.values.get(arg, []) if reason and alternatives else []
+        return None if any(compare_values(given[arg], v, spec, lenient, "") is None for v in others) else reason
+    if _is_default(gold_value, param, spec, lenient) or (alternatives and arg in alternatives.may_omit):
         return None
     return f"argument {arg!r} missing, expected {_clip(repr(gold_value))}"
 
@@ -325,8 +336,11 @@ def _check_extra_argument(arg: str, value: Any, params: dict, lenient: bool) -> 
     return f"argument {arg!r} = {_clip(repr(value))} given, but the expected call leaves it at its default {shown}"
 
 
-def call_matches(pred: dict, gold: dict, tool: dict, lenient_strings: bool = False) -> str | None:
-    """None when the predicted call matches the gold call of ``tool``, else the first reason it does not."""
+def call_matches(
+    pred: dict, gold: dict, tool: dict, lenient_strings: bool = False, alternatives: Alternatives | None = None
+) -> str | None:
+    """None when the predicted call matches the gold call of ``tool`` (or one of its ``alternatives``), else
+    the first reason it does not."""
     name = pred["name"]
     if name != gold["name"]:
         return f"called {name}, expected {gold['name']}"
@@ -338,7 +352,7 @@ def call_matches(pred: dict, gold: dict, tool: dict, lenient_strings: bool = Fal
         if arg not in params:
             return f"argument {arg!r} is not a parameter of {name}"
     for arg, gold_value in expected.items():
-        reason = _check_gold_argument(arg, gold_value, given, params, lenient_strings)
+        reason = _check_gold_argument(arg, gold_value, given, params, lenient_strings, alternatives)
         if reason:
             return reason
     for arg in (a for a in given if a not in expected):
@@ -394,7 +408,8 @@ def _row_failure(calls: list[dict], row: XlamRow, lenient: bool) -> str | None:
     for number, call in enumerate(calls, 1):
         if call["name"] not in tools:
             return f"call {number} {call['name']}: not one of the row's tools"
-    verdicts = [[call_matches(call, g, tools[g["name"]], lenient) for g in gold] for call in calls]
+    accept = row.acceptable or [None] * len(gold)
+    verdicts = [[call_matches(call, g, tools[g["name"]], lenient, a) for g, a in zip(gold, accept)] for call in calls]
     partners = max_matching([[verdict is None for verdict in line] for line in verdicts])
     if None not in partners:
         return None
@@ -403,7 +418,10 @@ def _row_failure(calls: list[dict], row: XlamRow, lenient: bool) -> str | None:
 
 
 def category(row: XlamRow) -> str:
-    """simple / multiple (one call, one or several tools), parallel / parallel-multiple (several calls)."""
+    """The row's own ``category``, else: simple / multiple (one call, one or several tools), parallel /
+    parallel-multiple (several calls), no-call."""
+    if row.category is not None:
+        return row.category
     if not row.answers:
         return "no-call"
     if len(row.answers) == 1:
@@ -411,7 +429,25 @@ def category(row: XlamRow) -> str:
     return "parallel" if len({call["name"] for call in row.answers}) == 1 else "parallel-multiple"
 
 
-def score_row(row: XlamRow, completion: str, lenient_strings: bool = False) -> RowScore:
+def _score_row_bfcl(row: XlamRow, completion: str) -> RowScore:
+    name = category(row)
+    try:
+        calls = parse_calls(completion)
+    except CallParseError as e:
+        if not row.answers or name in IRRELEVANCE:  # BFCL: a completion it cannot decode holds no call
+            return RowScore(row.id, name, False, True, True, "ok")
+        return RowScore(row.id, name, False, False, False, f"unparsable: {e}")
+    names_match = Counter(c["name"] for c in calls) == Counter(c["name"] for c in row.answers)
+    if not row.answers or name in IRRELEVANCE:
+        reason = f"expected no call, got {len(calls)}" if calls else None
+    else:
+        reason = bfcl_row_failure(calls, row)
+    return RowScore(row.id, name, True, names_match, reason is None, reason or "ok")
+
+
+def score_row(row: XlamRow, completion: str, lenient_strings: bool = False, rules: str = "fcdist") -> RowScore:
+    if rules == "bfcl":
+        return _score_row_bfcl(row, completion)
     try:
         calls = parse_calls(completion)
     except CallParseError as e:
@@ -444,27 +480,49 @@ def _check_ids(gold_rows: list[XlamRow], completions: dict[str, str]) -> None:
         raise ValueError(f"prediction id(s) not in the gold set: {', '.join(unknown[:5])}")
 
 
-def score(gold_rows: list[XlamRow], predictions: dict[Any, str], lenient_strings: bool = False) -> dict:
+def _by_category(scores: list[RowScore]) -> dict:
+    """Rates per category: fcdist's own categories first, then the others (a gold row's own) as they come."""
+    present = dict.fromkeys(s.category for s in scores)
+    names = [name for name in CATEGORIES if name in present] + [name for name in present if name not in CATEGORIES]
+    return {name: _rates([s for s in scores if s.category == name]) for name in names}
+
+
+def score(
+    gold_rows: list[XlamRow],
+    predictions: dict[Any, str],
+    lenient_strings: bool = False,
+    rules: str = "fcdist",
+    skipped: int = 0,
+) -> dict:
     """The report for ``predictions`` (row id -> completion); a gold row without one counts as wrong.
 
     parse_rate counts a missing prediction as unparsed, so every rate shares the denominator ``n``.
+    ``skipped``: cases the caller read but could not turn into gold rows, so the report says how many
+    were scored of how many read.
     """
+    if rules not in RULES:
+        raise ValueError(f"unknown scoring rules {rules!r} (expected one of {', '.join(RULES)})")
     if not gold_rows:
         raise ValueError("the gold set has no rows to score")
     completions = {str(row_id): text for row_id, text in predictions.items()}  # gold ids may be ints
     _check_ids(gold_rows, completions)
     scores = [
-        score_row(row, completions[str(row.id)], lenient_strings)
+        score_row(row, completions[str(row.id)], lenient_strings, rules)
         if str(row.id) in completions
         else RowScore(row.id, category(row), False, False, False, NO_PREDICTION)
         for row in gold_rows
     ]
-    groups = {name: [s for s in scores if s.category == name] for name in CATEGORIES}
+    by_category = _by_category(scores)
+    missing = len(gold_rows) - sum(str(row.id) in completions for row in gold_rows)
     return {
         **_rates(scores),
-        "missing_predictions": len(gold_rows) - sum(str(row.id) in completions for row in gold_rows),
+        "cases_read": len(gold_rows) + skipped,
+        "cases_scored": len(gold_rows) - missing,  # with a prediction; the rest count as wrong
+        "missing_predictions": missing,
+        "rules": rules,
         "lenient_strings": lenient_strings,
-        "by_category": {name: _rates(group) for name, group in groups.items() if group},
+        "by_category": by_category,
+        "leaderboard": leaderboard(by_category),
         "per_row": [s.summary() for s in scores],
     }
 
@@ -477,7 +535,9 @@ def markdown_table(report: dict) -> str:
             f"| {name} | {rates['n']} | {rates['parse_rate']:.1%} | {rates['name_accuracy']:.1%} "
             f"| {rates['exact_match']:.1%} |"
         )
-    return "\n".join(lines) + "\n"
+    cases = f"{report['cases_scored']} of {report['cases_read']} cases read had a prediction ({report['rules']} rules)"
+    board = "Laid out like the leaderboard's AST columns (summary: unweighted mean of the four AST categories):"
+    return "\n".join(lines) + f"\n\n{cases}.\n\n{board}\n\n" + leaderboard_markdown(report["leaderboard"])
 
 
 # ---------------------------------------------------------------- files and the command line
@@ -521,11 +581,11 @@ def read_predictions(path: str, gold_ids: set[str]) -> dict[str, str]:
     return completions
 
 
-def run_score(gold: str, predictions: str, out: str, lenient_strings: bool) -> dict:
+def run_score(gold: str, predictions: str, out: str, lenient_strings: bool, rules: str = "fcdist") -> dict:
     """Score the files and write REPORT.json and REPORT.md beside it; returns the report."""
     gold_rows, _ = read_rows(gold, on_bad_row="error")  # skipping a gold row would shrink n silently
     completions = read_predictions(predictions, {str(row.id) for row in gold_rows})
-    report = {"gold": gold, "predictions": predictions, **score(gold_rows, completions, lenient_strings)}
+    report = {"gold": gold, "predictions": predictions, **score(gold_rows, completions, lenient_strings, rules)}
     out_path = Path(out)
     write_text_atomic(out_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(out_path.with_suffix(".md"), markdown_table(report))
@@ -535,7 +595,7 @@ def run_score(gold: str, predictions: str, out: str, lenient_strings: bool) -> d
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcdist score",
-        usage="fcdist score --gold GOLD --predictions PRED.jsonl --out REPORT.json [--lenient-strings]",
+        usage="fcdist score --gold GOLD --predictions PRED.jsonl --out REPORT.json [--lenient-strings] [--rules bfcl]",
         description="Score generated function calls against xlam gold rows (BFCL-style AST matching).",
         epilog="Writes REPORT.json and a markdown table REPORT.md beside it, and prints the table.",
     )
@@ -549,13 +609,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare strings ignoring case, whitespace and the characters ,./-_*^ (the leaderboard's rule)",
     )
+    parser.add_argument(
+        "--rules",
+        choices=RULES,
+        default="fcdist",
+        help="fcdist (default): fcdist's rules; bfcl: the Berkeley Function Calling Leaderboard's AST checker's, "
+        "differences and all (README.md, 'Scoring rules: fcdist and BFCL')",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.lenient_strings and args.rules == "bfcl":
+        parser.error("--lenient-strings is for --rules fcdist; --rules bfcl always normalises strings as BFCL does")
     try:
-        report = run_score(args.gold, args.predictions, args.out, args.lenient_strings)
+        report = run_score(args.gold, args.predictions, args.out, args.lenient_strings, args.rules)
     except (ValueError, OSError) as e:
         print(f"fcdist score: error: {e}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """The stage chain, written once: preprocess -> train -> gather -> infer -> score, each stage with its
-arguments (built from the run layout), its array and the stage it waits for.
+arguments (built from the run layout), its array and the stage it waits for; where the config names a BFCL
+folder (eval.bfcl_dir), bfcl-convert -> bfcl-infer (an array) -> bfcl-score follow (fcdist eval bfcl's steps).
 
 Three walkers run it: ``fcdist demo`` on this machine (:func:`run_task`, one stage after the other),
 ``fcdist submit`` as submitit jobs (fcdist/submit.py) and slurm/pipeline.sh with sbatch, which evals the
@@ -96,6 +97,20 @@ def infer_commands(layout: RunLayout, config_args: list[str], shard: int, num_sh
     return [infer_command(["--run", str(layout.root)], config_args, layout.heldout, layout.predictions, shard, num_shards)]
 
 
+def bfcl_convert_commands(layout: RunLayout, config_args: list[str], shard: int, num_shards: int) -> list[list[str]]:
+    return [["eval", "bfcl", "--convert-only", "--out", str(layout.bfcl.root), *config_args]]
+
+
+def bfcl_infer_commands(layout: RunLayout, config_args: list[str], shard: int, num_shards: int) -> list[list[str]]:
+    return [infer_command(["--run", str(layout.root)], config_args, layout.bfcl.gold, layout.bfcl.predictions, shard,
+                          num_shards)]
+
+
+def bfcl_score_commands(layout: RunLayout, config_args: list[str], shard: int, num_shards: int) -> list[list[str]]:
+    """``num_shards``: the bfcl-infer array's size, whose shard files it merges again (as score does)."""
+    return [["eval", "bfcl", "--score-only", "--num-shards", str(num_shards), "--out", str(layout.bfcl.root)]]
+
+
 def score_commands(layout: RunLayout, config_args: list[str], shard: int, num_shards: int) -> list[list[str]]:
     """``num_shards``: the infer array's size. Its last task merged the shard files already; merging again
     fails the job, naming the rows, if any held-out row is missing or answered twice."""
@@ -123,6 +138,8 @@ class Stage:
     """The fcdist commands of task (shard, num_shards); None for training, launched per node (fcdist/submit.py)."""
     resources: Callable[[Request], Resources] = lambda request: Resources()
     """What each of its jobs asks for."""
+    wanted: Callable[[JobConfig], bool] = lambda config: True
+    """Whether a config's chain has it (the BFCL stages: when eval.bfcl_dir names a folder)."""
 
 
 STAGES = (
@@ -133,6 +150,12 @@ STAGES = (
     Stage("infer", "gather", True, lambda config, request: request.infer_shards, infer_commands,
           lambda request: Resources(gpus_per_node=min(request.gpus_per_node, 1))),
     Stage("score", "infer", False, lambda config, request: request.infer_shards, score_commands),
+    # BFCL (eval.bfcl_dir): its cases become gold rows, answered and scored like the held-out rows
+    Stage("bfcl-convert", "score", False, None, bfcl_convert_commands, wanted=lambda config: bool(config.eval.bfcl_dir)),
+    Stage("bfcl-infer", "bfcl-convert", True, lambda config, request: request.infer_shards, bfcl_infer_commands,
+          lambda request: Resources(gpus_per_node=min(request.gpus_per_node, 1)), lambda config: bool(config.eval.bfcl_dir)),
+    Stage("bfcl-score", "bfcl-infer", False, lambda config, request: request.infer_shards, bfcl_score_commands,
+          wanted=lambda config: bool(config.eval.bfcl_dir)),
 )
 STAGE = {stage.name: stage for stage in STAGES}
 
@@ -150,7 +173,7 @@ class Job:
 def plan(config: JobConfig, request: Request) -> list[Job]:
     """The chain's jobs for a config and a request, in submission order (nothing is checked or submitted)."""
     jobs = []
-    for stage in STAGES:
+    for stage in filter(lambda stage: stage.wanted(config), STAGES):
         num_shards = stage.shards(config, request) if stage.shards else None
         jobs.append(Job(stage, num_shards if stage.array else 1, num_shards, stage.resources(request)))
     return jobs

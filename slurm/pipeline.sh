@@ -5,6 +5,7 @@
 # job ids, one "stage id" line each:
 #   preprocess (array, data.num_shards tasks) -> train (K nodes, G GPUs each, time limit T)
 #   -> gather -> infer (array, M tasks, default 2; one GPU each when G > 0) -> score
+#   [-> bfcl-convert -> bfcl-infer (array, as infer) -> bfcl-score, when the config sets eval.bfcl_dir]
 # The options before --config are this script's; the config and key=value overrides go to every stage.
 # The chain (stages, arrays, arguments) is fcdist/stages.py's; `python -m fcdist.stages sbatch-lines` checks
 # the config and the training request (sbatch --test-only: where the site does not enforce partition limits

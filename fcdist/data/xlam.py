@@ -1,6 +1,9 @@
 """Load xlam-format rows (the hub dataset or local json/jsonl/parquet), validate each row, split by id.
 
-A row is ``{"id", "query", "tools", "answers"}`` with tools and answers as JSON strings. Validation names
+A row is ``{"id", "query", "tools", "answers"}`` with tools and answers as JSON strings. A gold row for
+``fcdist score`` may add ``acceptable`` (a JSON list aligned with answers: per call, ``{"values": {arg:
+[every acceptable value]}, "may_omit": [arg, ...]}``) and ``category`` (the report's category name);
+rendering, training and inference never read them. Validation names
 the source and the row id in every message, and the ``on_bad_row`` policy decides whether a bad row stops
 the job (``error``) or is skipped and counted (``skip``); it is never silent.
 """
@@ -31,11 +34,21 @@ class BadRowError(InputError):
 
 
 @dataclass(frozen=True)
+class Alternatives:
+    """What else a gold call accepts (the gold row's ``acceptable`` for one call)."""
+
+    values: dict[str, list] = field(default_factory=dict)  # argument -> every acceptable value (the answer's too)
+    may_omit: frozenset[str] = frozenset()  # arguments the prediction may leave out
+
+
+@dataclass(frozen=True)
 class XlamRow:
     id: Any
     query: str
     tools: list[dict]
     answers: list[dict]
+    acceptable: list[Alternatives] | None = None  # one per answer; None: each argument accepts its answer value only
+    category: str | None = None  # the report's category; None: derived from answers and tools
 
 
 @dataclass
@@ -100,6 +113,49 @@ def _check_answers(answers: list, tool_names: set[str], source: str, row_id: Any
             raise BadRowError(source, row_id, f"'answers'[{i}] calls '{call['name']}', which is not among the row's tools")
 
 
+BFCL_CALL_COUNTS = {"simple": "exactly one", "multiple": "exactly one", "irrelevance": "no"}
+ACCEPTABLE_KEYS = {"values", "may_omit"}
+
+
+def _check_category(category: Any, answers: list, source: str, row_id: Any) -> None:
+    if not isinstance(category, str) or not category:
+        raise BadRowError(source, row_id, f"'category' must be a non-empty string, got {category!r}")
+    wanted = BFCL_CALL_COUNTS.get(category, "at least one" if category.startswith("parallel") else None)
+    count_fits = {"exactly one": len(answers) == 1, "no": not answers, "at least one": bool(answers), None: True}
+    if not count_fits[wanted]:
+        raise BadRowError(source, row_id, f"'category' {category!r} needs {wanted} call(s) in 'answers', which holds {len(answers)}")
+
+
+def _call_alternatives(entry: Any, call: dict, params: dict, where: str) -> Alternatives:
+    """One element of ``acceptable``; raises ValueError saying what is wrong with it."""
+    if not isinstance(entry, dict) or not set(entry) <= ACCEPTABLE_KEYS:
+        raise ValueError(f"{where} must be a dict with only 'values' and 'may_omit'")
+    values, may_omit = entry.get("values", {}), entry.get("may_omit", [])
+    if not isinstance(values, dict) or not all(isinstance(v, list) and v for v in values.values()):
+        raise ValueError(f"{where}['values'] must map each argument to a non-empty list of values")
+    if not isinstance(may_omit, list) or not all(isinstance(a, str) for a in may_omit):
+        raise ValueError(f"{where}['may_omit'] must be a list of argument names")
+    for arg in values:
+        if arg not in call["arguments"]:
+            raise ValueError(f"{where} lists values for {arg!r}, which the answer does not give")
+    for arg in [*values, *may_omit]:
+        if arg not in params:
+            raise ValueError(f"{where} names {arg!r}, which is not a parameter of {call['name']}")
+    return Alternatives(values, frozenset(may_omit))
+
+
+def _parse_acceptable(raw: Any, answers: list, tools: list, source: str, row_id: Any) -> list[Alternatives]:
+    entries = _decode_list(raw, "acceptable", source, row_id)
+    if len(entries) != len(answers):
+        raise BadRowError(source, row_id, f"'acceptable' has {len(entries)} element(s), 'answers' {len(answers)}: one per call")
+    params = {tool["name"]: tool.get("parameters") or {} for tool in tools}
+    try:
+        return [_call_alternatives(entry, call, params[call["name"]], f"'acceptable'[{i}]")
+                for i, (entry, call) in enumerate(zip(entries, answers))]
+    except ValueError as e:
+        raise BadRowError(source, row_id, str(e)) from None
+
+
 def max_row_chars(max_length: int) -> int:
     """Characters a row may hold before it is decoded and tokenized. A token averages about 4 characters, so
     a longer row is many times over ``max_length`` tokens (its calls, at the end, would be cut off anyway),
@@ -128,7 +184,10 @@ def parse_row(raw: dict, source: str, max_chars: int | None = None) -> XlamRow:
     answers = _decode_list(raw["answers"], "answers", source, row_id)
     _check_tools(tools, source, row_id)
     _check_answers(answers, {t["name"] for t in tools}, source, row_id)
-    return XlamRow(row_id, raw["query"], tools, answers)
+    acceptable = None if raw.get("acceptable") is None else _parse_acceptable(raw["acceptable"], answers, tools, source, row_id)
+    if raw.get("category") is not None:
+        _check_category(raw["category"], answers, source, row_id)
+    return XlamRow(row_id, raw["query"], tools, answers, acceptable, raw.get("category"))
 
 
 def parse_rows(raws: Iterable[dict], source: str, on_bad_row: str, max_chars: int | None = None

@@ -27,8 +27,8 @@ LAYERS = [
     {"train"},
     {"gather"},
     {"infer"},
-    {"score"},
-    {"cli", "demo", "submit", "plan", "stages"},  # drivers: the stage chain, and what starts (or plans) it
+    {"score", "score_bfcl"},
+    {"cli", "demo", "submit", "plan", "stages", "evaluate"},  # drivers: the stage chain, and what starts (or plans) it
 ]
 
 

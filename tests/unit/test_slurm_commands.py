@@ -19,7 +19,7 @@ from fcdist.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = "configs/jobs/tiny-cpu.yaml"
-TEMPLATES = ["train", "preprocess", "gather", "infer", "score", "pipeline"]
+TEMPLATES = ["train", "preprocess", "gather", "infer", "score", "bfcl-convert", "bfcl-infer", "bfcl-score", "pipeline"]
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ every sbatch line it prints. The run layout (fcdist/layout.py) that gives the pa
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -36,6 +37,17 @@ def test_each_stage_waits_for_the_one_before(tmp_path, at_root):
     assert [job.stage.after for job in jobs] == [None, *names[:-1]]
 
 
+def test_a_bfcl_folder_in_the_config_ends_the_chain_with_the_bfcl_stages(tmp_path, at_root):
+    config = stages.load_job(config_args(tmp_path, "eval.bfcl_dir=tests/fixtures/bfcl"))
+    jobs = stages.plan(config, stages.Request(gpus_per_node=8, infer_shards=3))
+    names = [job.stage.name for job in jobs]
+    assert names == ["preprocess", "train", "gather", "infer", "score", "bfcl-convert", "bfcl-infer", "bfcl-score"]
+    assert [job.stage.after for job in jobs] == [None, *names[:-1]]
+    bfcl = {job.stage.name: (job.tasks, job.num_shards, job.resources) for job in jobs[5:]}
+    assert bfcl == {"bfcl-convert": (1, None, stages.Resources()), "bfcl-infer": (3, 3, stages.Resources(1, 1)),
+                    "bfcl-score": (1, 3, stages.Resources())}  # the array's GPU as infer's; score merges its 3 shards
+
+
 def test_arrays_and_resources_follow_the_config_and_the_request(tmp_path, at_root):
     config = stages.load_job(config_args(tmp_path, "data.num_shards=3"))
     request = stages.Request(nodes=4, gpus_per_node=8, time="1:00:00", infer_shards=5)
@@ -60,6 +72,10 @@ def test_each_stage_task_runs_its_command_with_the_run_layout(tmp_path, at_root)
                    "--no-progress", *args]],
         "score": [["infer", "--merge-shards", "--num-shards", "4", "--data", heldout, "--out", predictions],
                   ["score", "--gold", heldout, "--predictions", predictions, "--out", str(layout.report)]],
+        "bfcl-convert": [["eval", "bfcl", "--convert-only", "--out", f"{run}/bfcl", *args]],
+        "bfcl-infer": [["infer", "--run", run, "--data", f"{run}/bfcl/gold.jsonl", "--out", f"{run}/bfcl/predictions.jsonl",
+                        "--shard", "1", "--num-shards", "4", "--no-progress", *args]],
+        "bfcl-score": [["eval", "bfcl", "--score-only", "--num-shards", "4", "--out", f"{run}/bfcl"]],
     }
     assert stages.STAGE["score"].commands(layout, args, 0, 1) == [commands["score"][1]]  # nothing to merge
     assert stages.STAGE["train"].commands is None  # launched per node (fcdist/submit.py)
@@ -88,6 +104,41 @@ def test_sbatch_lines_hold_the_chain_and_survive_bash_quoting(tmp_path, at_root)
     hand = chain[1].shell_line()  # a standalone script line, waiting on the variable of the stage before
     assert hand.startswith('train=$(sbatch --dependency=afterok:"$preprocess" --parsable')
     assert shlex.split(hand.removeprefix("train=$(").removesuffix(")"))[2:] == chain[1].argv()[1:]
+
+
+def test_sbatch_lines_end_with_the_bfcl_templates(tmp_path, at_root):
+    args = config_args(tmp_path, "eval.bfcl_dir=tests/fixtures/bfcl")
+    logs = f"{tmp_path}/{NASTY}/tiny-cpu/slurm"
+    by_stage = {job.stage: job for job in stages.sbatch_jobs(args, stages.Request(gpus_per_node=4, infer_shards=3))}
+    assert by_stage["bfcl-convert"].argv("5") == ["sbatch", "--dependency=afterok:5", *stages.SBATCH_ALWAYS,
+                                                  f"--output={logs}/bfcl-convert-%j.out", "slurm/bfcl-convert.sh", *args]
+    assert by_stage["bfcl-infer"].argv("6") == ["sbatch", "--dependency=afterok:6", *stages.SBATCH_ALWAYS, "--array=0-2",
+                                                "--gpus-per-node=1", f"--output={logs}/bfcl-infer-%A_%a.out",
+                                                "slurm/bfcl-infer.sh", "--num-shards", "3", *args]
+    assert by_stage["bfcl-score"].argv("7")[-len(args) - 3:] == ["slurm/bfcl-score.sh", "--num-shards", "3", *args]
+    assert [by_stage[name].after for name in ("bfcl-convert", "bfcl-infer", "bfcl-score")] == \
+        ["score", "bfcl-convert", "bfcl-infer"]
+    assert all((ROOT / job.template).is_file() for job in by_stage.values())
+
+
+def test_the_bfcl_convert_task_writes_the_runs_gold_rows(tmp_path, at_root):
+    args = config_args(tmp_path, "eval.bfcl_dir=tests/fixtures/bfcl")
+    stages.run_task("bfcl-convert", args)
+    bfcl = RunLayout.of(stages.load_job(args)).bfcl
+    assert len(bfcl.gold.read_text().splitlines()) == 10
+    assert json.loads(bfcl.conversion.read_text())["by_category"]["parallel"] == {"read": 2, "converted": 2}
+
+
+def test_the_demo_runs_the_bfcl_stages_only_where_the_config_names_a_folder(tmp_path, at_root, monkeypatch):
+    from fcdist import demo
+
+    ran = []
+    monkeypatch.setattr(demo, "run_task", lambda stage, args, shard, num_shards: ran.append((stage, shard, num_shards)))
+    demo.run_chain(stages.load_job(config_args(tmp_path)), config_args(tmp_path), first="bfcl-convert")
+    assert ran == []
+    args = config_args(tmp_path, "eval.bfcl_dir=tests/fixtures/bfcl")
+    demo.run_chain(stages.load_job(args), args, first="bfcl-convert")
+    assert ran == [("bfcl-convert", 0, 1), ("bfcl-infer", 0, 2), ("bfcl-infer", 1, 2), ("bfcl-score", 0, 2)]
 
 
 def test_sbatch_lines_command_refuses_an_unknown_option_and_a_bad_config(tmp_path):

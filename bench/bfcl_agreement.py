@@ -1,0 +1,399 @@
+"""Benchmark (not a test): ``fcdist score --rules bfcl`` against BFCL's own AST checker, verdict by verdict.
+
+    python bench/bfcl_agreement.py [--cases 400] [--seed 0] [--bfcl-data DIR] [--out bench/results/NAME]
+
+Needs the ``bfcl-eval`` package importable (its checker, not its heavy dependencies): e.g.
+``python -m venv /work/venv-bfcl && /work/venv-bfcl/bin/pip install --no-deps bfcl-eval filelock``, then run
+this script with that venv's python (fcdist itself is found from this checkout). Only the checker's function
+name conversion reads the model table, which imports every API client; a stand-in table without it is put in
+its place, so the checker's own code runs unchanged.
+
+Cases: --cases generated BFCL-format cases per category (simple, multiple, parallel, parallel_multiple,
+irrelevance; random function docs of every BFCL type, possible answers with alternatives and ``""``), and with
+--bfcl-data the question and possible-answer files of a BFCL data folder (e.g. bfcl_eval/data inside the
+installed package; read in place, never copied). Each case becomes an fcdist gold row (answers: the first
+possible answer of each argument; ``acceptable``: all of them, dict alternatives expanded to whole dicts;
+``may_omit``: arguments whose possible answers hold ``""``). Each case gets predictions: the right answer
+(several ways) and typical mistakes (wrong type, wrong value, strings in another case or spacing, missing and
+extra arguments, optional arguments left out or given as "", swapped parallel order, wrong function, an int for
+a float, also inside lists, dict keys, no call, prose). Both checkers judge each prediction; the table gives
+agreement per category and the disagreements' first examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import types
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runs from a plain checkout
+
+from fcdist.data.xlam import parse_row  # noqa: E402
+from fcdist.score import score_row  # noqa: E402
+
+CATEGORIES = {"simple": "simple_python", "multiple": "multiple", "parallel": "parallel",
+              "parallel_multiple": "parallel_multiple", "irrelevance": "irrelevance"}  # fcdist name -> BFCL file
+XLAM_TYPES = {"string": "str", "integer": "int", "float": "float", "boolean": "bool", "dict": "dict", "any": "Any"}
+ABSENT = object()  # a dict key left out by an expanded alternative
+
+
+def load_bfcl_checker():
+    """BFCL's ast_checker and is_empty_output, with a stand-in model table (see the module docstring)."""
+
+    class NoDotConversion(dict):
+        def __missing__(self, name):
+            return types.SimpleNamespace(underscore_to_dot=False)
+
+    table = types.ModuleType("bfcl_eval.constants.model_config")
+    table.MODEL_CONFIG_MAPPING = NoDotConversion()
+    sys.modules["bfcl_eval.constants.model_config"] = table
+    from bfcl_eval.constants.enums import Language
+    from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
+    from bfcl_eval.utils import is_empty_output
+
+    def verdict(case, category, decoded):
+        if category == "irrelevance":
+            return decoded is None or is_empty_output(decoded)
+        if decoded is None:  # BFCL: the decoder failed
+            return False
+        result = ast_checker(case["function"], decoded, case["ground_truth"], Language.PYTHON,
+                             CATEGORIES[category], "fcdist-bench")
+        return result["valid"]
+
+    return verdict
+
+
+# ---------------------------------------------------------------- BFCL case -> fcdist gold row
+
+
+def xlam_type(schema: dict) -> str:
+    kind = schema.get("type")
+    if kind in ("array", "tuple"):
+        items = schema.get("items")
+        base = "List" if kind == "array" else "Tuple"
+        return f"{base}[{xlam_type(items)}]" if items else base.lower()
+    return XLAM_TYPES.get(kind, "Any")
+
+
+def xlam_tool(function: dict) -> dict:
+    schema = function["parameters"]
+    required = set(schema.get("required", []))
+    params = {}
+    for name, spec in schema["properties"].items():
+        param = {"description": spec.get("description", ""),
+                 "type": xlam_type(spec) + ("" if name in required else ", optional")}
+        if "default" in spec:
+            param["default"] = spec["default"]
+        params[name] = param
+    return {"name": function["name"], "description": function.get("description", ""), "parameters": params}
+
+
+def expand_dict(answer: dict) -> list[dict]:
+    """BFCL's dict answer ``{key: [alternatives]}`` as every whole dict it accepts ("" also: key left out)."""
+    keys = list(answer)
+    choices = []
+    for key in keys:
+        alternatives = answer[key] if isinstance(answer[key], list) else [answer[key]]
+        choices.append(alternatives + [ABSENT] * ("" in alternatives))
+    return [{k: v for k, v in zip(keys, combo) if v is not ABSENT} for combo in itertools.product(*choices)]
+
+
+def expand(answer, spec: dict) -> list:
+    if spec.get("type") == "dict" and isinstance(answer, dict):
+        return expand_dict(answer)
+    if spec.get("type") in ("array", "tuple") and spec.get("items", {}).get("type") == "dict" and isinstance(answer, list):
+        per_item = [expand_dict(item) if isinstance(item, dict) else [item] for item in answer]
+        return [list(combo) for combo in itertools.product(*per_item)]
+    return [answer]
+
+
+def gold_call(truth: dict, function: dict) -> tuple[dict, dict]:
+    (name, possible), = truth.items()
+    properties = function["parameters"]["properties"]
+    arguments, values, may_omit = {}, {}, []
+    for arg, listed in possible.items():
+        spec = properties.get(arg, {})
+        accepted = [v for answer in listed if answer != "" for v in expand(answer, spec)]
+        if arg not in properties:  # BFCL's data has a few: the call can only leave it out ("") or always fails
+            arguments.update({arg: accepted[0]} if "" not in listed else {})
+            continue
+        if accepted:
+            arguments[arg], values[arg] = accepted[0], accepted
+        if "" in listed:
+            may_omit.append(arg)
+    return {"name": name, "arguments": arguments}, {"values": values, "may_omit": may_omit}
+
+
+def gold_row(case: dict, category: str) -> dict:
+    functions = {f["name"]: f for f in case["function"]}
+    calls = [gold_call(truth, functions[next(iter(truth))]) for truth in case.get("ground_truth", [])]
+    return {"id": case["id"], "query": "q", "tools": json.dumps([xlam_tool(f) for f in case["function"]]),
+            "answers": json.dumps([c for c, _ in calls]), "acceptable": json.dumps([a for _, a in calls]),
+            "category": category}
+
+
+# ---------------------------------------------------------------- generated BFCL-format cases
+
+WORDS = ["San Francisco", "New York, NY", "machine-learning", "Dr. Smith", "2024-01-15", "rock_n_roll", "USD",
+         "ice cream", "A*B^C", "Paris"]
+
+
+def random_schema(rng: random.Random, depth: int = 0) -> dict:
+    kinds = ["string", "integer", "float", "boolean", "array", "dict", "tuple", "any"] if depth == 0 else \
+        ["string", "integer", "float", "boolean", "dict"]
+    kind = rng.choices(kinds, weights=[6, 4, 3, 2, 3, 1, 1, 1][: len(kinds)])[0]
+    schema = {"type": kind, "description": f"a {kind}"}
+    if kind in ("array", "tuple"):
+        schema["items"] = random_schema(rng, depth + 1)
+    return schema
+
+
+def random_value(rng: random.Random, schema: dict):
+    kind = schema["type"]
+    if kind in ("string", "any"):
+        return rng.choice(WORDS)
+    if kind == "integer":
+        return rng.randint(0, 50)
+    if kind == "float":
+        return rng.choice([rng.randint(1, 9) / 4, float(rng.randint(1, 9)), rng.randint(1, 9)])  # BFCL's data has ints too
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "dict":
+        return {k: [random_value(rng, {"type": "string"})] + ([""] if rng.random() < 0.3 else [])
+                for k in rng.sample(["name", "city", "unit"], rng.randint(1, 2))}
+    return [random_value(rng, schema["items"]) for _ in range(rng.randint(1, 3))]
+
+
+def random_function(rng: random.Random, number: int) -> dict:
+    names = rng.sample(["city", "days", "ratio", "tags", "flag", "unit", "limit", "point", "options", "items", "note"],
+                       rng.randint(1, 5))
+    properties = {name: random_schema(rng) for name in names}
+    for spec in properties.values():
+        if rng.random() < 0.2 and spec["type"] not in ("dict", "array", "tuple"):
+            spec["default"] = random_value(rng, spec)
+    required = [n for n in names if rng.random() < 0.6] or names[:1]
+    name = rng.choice(["get_weather", "math.hypot", "find_hotels", "convert_units", "plot"]) + f"_{number}"
+    return {"name": name, "description": "d", "parameters": {"type": "dict", "properties": properties,
+                                                               "required": required}}
+
+
+def random_truth(rng: random.Random, function: dict) -> dict:
+    possible = {}
+    for name, spec in function["parameters"]["properties"].items():
+        optional = name not in function["parameters"]["required"]
+        if optional and rng.random() < 0.3:
+            continue  # not in the possible answer: giving it is an error
+        alternatives = [random_value(rng, spec) for _ in range(rng.choice([1, 1, 2]))]
+        if spec["type"] == "string" and rng.random() < 0.3:
+            alternatives.append(alternatives[0].upper())
+        if optional and rng.random() < 0.6:
+            alternatives = rng.choice([[""], ["", *alternatives], [*alternatives, ""]])
+        possible[name] = alternatives
+    return {function["name"]: possible}
+
+
+def generated_case(rng: random.Random, category: str, number: int) -> dict:
+    functions = [random_function(rng, i) for i in range(1 if category in ("simple", "parallel") else rng.randint(2, 4))]
+    if category == "irrelevance":
+        return {"id": f"gen_{category}_{number}", "function": functions}
+    if category in ("simple", "multiple"):
+        truth = [random_truth(rng, rng.choice(functions))]
+    else:
+        pool = functions if category == "parallel_multiple" else functions[:1]
+        truth = [random_truth(rng, rng.choice(pool)) for _ in range(rng.randint(2, 4))]
+    return {"id": f"gen_{category}_{number}", "function": functions, "ground_truth": truth}
+
+
+# ---------------------------------------------------------------- predictions: right answers and mistakes
+
+
+def first_answer(listed: list, spec: dict, rng: random.Random | None):
+    accepted = [v for answer in listed if answer != "" for v in expand(answer, spec)]
+    return (rng.choice(accepted) if rng else accepted[0]) if accepted else ABSENT
+
+
+def right_calls(case: dict, rng: random.Random | None, omit_optional: bool) -> list[dict]:
+    functions = {f["name"]: f for f in case["function"]}
+    calls = []
+    for truth in case["ground_truth"]:
+        (name, possible), = truth.items()
+        properties = functions[name]["parameters"]["properties"]
+        arguments = {}
+        for arg, listed in possible.items():
+            value = first_answer(listed, properties.get(arg, {}), rng)
+            if value is not ABSENT and not (omit_optional and "" in listed):
+                arguments[arg] = value
+        calls.append({name: arguments})
+    return calls
+
+
+def _string_variants(text: str) -> list[str]:
+    return [text.upper(), text.replace(" ", ""), text.replace(" ", "_"), f" {text}.", text.replace(",", "")]
+
+
+def _value_mistakes(value, spec: dict) -> list:
+    kind = spec.get("type")
+    if isinstance(value, bool):
+        return [not value, int(value), str(value).lower()]
+    if isinstance(value, int):
+        return [value + 1, float(value), str(value), True]
+    if isinstance(value, float):
+        return [value + 0.5, int(value), str(value)] + ([int(value)] if value.is_integer() else [])
+    if isinstance(value, str):
+        return _string_variants(value) + ["zz" + value, "", 7]
+    if isinstance(value, list):
+        out = [list(reversed(value)), [], value[:1] * 2, [value]]
+        if value and isinstance(value[0], str):
+            out.append([value[0].upper()] + value[1:])
+        if value and isinstance(value[0], float):
+            out.append([int(value[0])] + value[1:])
+        if value and isinstance(value[0], int) and not isinstance(value[0], bool):
+            out.append([float(value[0])] + value[1:])
+        if value and isinstance(value[0], dict):
+            out.append([{k: str(v).upper() for k, v in value[0].items()}] + value[1:])
+        return out
+    if isinstance(value, dict):
+        out = [{**value, "extra": "x"}, {k: str(v).upper() for k, v in value.items()}, str(value)]
+        if value:
+            out.append(dict(list(value.items())[1:]))
+        return out
+    return [kind]
+
+
+def mutations(case: dict, category: str, rng: random.Random) -> list[tuple[str, list | None]]:
+    """(what, decoded calls as BFCL's decoder gives them, or None where it cannot decode any)."""
+    out = [("no call", []), ("prose", None)]
+    functions = case["function"]
+    if category == "irrelevance":
+        for function in functions:
+            truth = random_truth(rng, function)
+            out.append(("a call", right_calls({"function": functions, "ground_truth": [truth]}, None, False)))
+        return out
+    base = right_calls(case, None, False)
+    out += [("right (first answers)", base), ("right (random answers)", right_calls(case, rng, False)),
+            ("right, optional left out", right_calls(case, None, True))]
+    if len(base) > 1:
+        out += [("right, reversed order", base[::-1]), ("one call dropped", base[1:]), ("one call twice", base + base[:1])]
+    by_name = {f["name"]: f for f in functions}
+    for index, call in enumerate(base):
+        (name, arguments), = call.items()
+        properties = by_name[name]["parameters"]["properties"]
+
+        def changed(new_call, what):
+            out.append((what, base[:index] + [new_call] + base[index + 1:]))
+
+        others = [f["name"] for f in functions if f["name"] != name]
+        changed({(others[0] if others else name + "_v2"): arguments}, "wrong function")
+        changed({name: {**arguments, "unknown_arg": 1}}, "unknown argument")
+        for arg, spec in properties.items():
+            if arg in arguments:
+                changed({name: {k: v for k, v in arguments.items() if k != arg}}, f"{arg} left out")
+                for wrong in _value_mistakes(arguments[arg], spec):
+                    changed({name: {**arguments, arg: wrong}}, f"{arg} = {type(wrong).__name__} mistake")
+            else:
+                given = spec.get("default", random_value(rng, spec) if spec["type"] != "dict" else {"name": "x"})
+                changed({name: {**arguments, arg: given}}, f"{arg} given (default or other)")
+                if spec["type"] == "string":
+                    changed({name: {**arguments, arg: ""}}, f"{arg} given as ''")
+    return out
+
+
+def completion(decoded: list | None) -> str:
+    if decoded is None:
+        return "I would call the weather service, but I need more details."
+    lines = [json.dumps({"name": name, "arguments": arguments}) for call in decoded for name, arguments in call.items()]
+    return "\n".join(lines) + "</calls>"
+
+
+# ---------------------------------------------------------------- the comparison
+
+
+def read_bfcl_folder(folder: Path) -> list[tuple[str, dict]]:
+    cases = []
+    for category, stem in CATEGORIES.items():
+        questions = [json.loads(line) for line in open(folder / f"BFCL_v4_{stem}.json")]
+        answers_path = folder / "possible_answer" / f"BFCL_v4_{stem}.json"
+        truth = {}
+        if answers_path.exists():
+            truth = {r["id"]: r["ground_truth"] for r in map(json.loads, open(answers_path))}
+        cases += [(category, {**q, "ground_truth": truth.get(q["id"], [])}) for q in questions]
+    return cases
+
+
+def compare(cases: list[tuple[str, dict]], verdict, seed: int) -> dict:
+    rng = random.Random(seed)
+    counts = defaultdict(lambda: Counter(n=0, agree=0, bfcl_correct=0, bfcl_crashed=0, fcdist_rules_agree=0))
+    examples = defaultdict(list)
+    for category, case in cases:
+        row = parse_row(gold_row(case, category), "bench")
+        for what, decoded in mutations(case, category, rng):
+            try:
+                theirs = verdict(case, category, decoded)
+            except (AttributeError, TypeError, KeyError, IndexError):  # BFCL's checker fails on a few odd values
+                counts[category]["bfcl_crashed"] += 1
+                continue
+            ours = score_row(row, completion(decoded), rules="bfcl").correct
+            counts[category]["fcdist_rules_agree"] += theirs == score_row(row, completion(decoded)).correct
+            counts[category]["n"] += 1
+            counts[category]["agree"] += theirs == ours
+            counts[category]["bfcl_correct"] += theirs
+            if theirs != ours and len(examples[category]) < 5:
+                examples[category].append({"id": case["id"], "mutation": what, "bfcl": theirs, "fcdist": ours,
+                                           "prediction": repr(decoded)[:300]})
+    return {"by_category": {c: dict(v) for c, v in counts.items()}, "disagreements": dict(examples)}
+
+
+def table(result: dict, title: str) -> str:
+    lines = [f"### {title}", "", "| category | cases | predictions | BFCL says correct | agreement (--rules bfcl) "
+             "| agreement (--rules fcdist) | BFCL's checker crashed (left out) |", "|---|--:|--:|--:|--:|--:|--:|"]
+    total = Counter()
+    for category, c in result["by_category"].items():
+        total.update(c)
+        lines.append(f"| {category} | {result['cases'][category]} | {c['n']} | {c['bfcl_correct']} | {c['agree'] / c['n']:.2%} "
+                     f"| {c['fcdist_rules_agree'] / c['n']:.2%} | {c['bfcl_crashed']} |")
+    lines.append(f"| all | {sum(result['cases'].values())} | {total['n']} | {total['bfcl_correct']} "
+                 f"| {total['agree'] / total['n']:.2%} | {total['fcdist_rules_agree'] / total['n']:.2%} | {total['bfcl_crashed']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(cases: list[tuple[str, dict]], verdict, seed: int) -> dict:
+    result = compare(cases, verdict, seed)
+    result["cases"] = dict(Counter(category for category, _ in cases))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        usage="python bench/bfcl_agreement.py [--cases 400] [--seed 0] [--bfcl-data DIR] [--out bench/results/NAME]",
+        description="Agreement of fcdist score --rules bfcl with BFCL's own AST checker, per category.")
+    parser.add_argument("--cases", type=int, default=400, help="generated cases per category")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated cases and predictions")
+    parser.add_argument("--bfcl-data", type=Path, help="a BFCL data folder (BFCL_v4_*.json, possible_answer/)")
+    parser.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    verdict = load_bfcl_checker()
+    rng = random.Random(args.seed)
+    generated = [(c, generated_case(rng, c, i)) for c in CATEGORIES for i in range(args.cases)]
+    results = {"generated": run(generated, verdict, args.seed)}
+    if args.bfcl_data:
+        results["bfcl_data"] = run(read_bfcl_folder(args.bfcl_data), verdict, args.seed)
+    report = "".join(table(r, f"{name} cases") for name, r in results.items())
+    print(report)
+    for name, r in results.items():
+        for category, found in r["disagreements"].items():
+            for example in found:
+                print(f"{name} {category}: {json.dumps(example)}")
+    if args.out:
+        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        args.out.with_suffix(".md").write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
