@@ -359,7 +359,7 @@ def table(result: dict, title: str) -> str:
                      f"| {c['fcdist_rules_agree'] / c['n']:.2%} | {c['bfcl_crashed']} |")
     lines.append(f"| all | {sum(result['cases'].values())} | {total['n']} | {total['bfcl_correct']} "
                  f"| {total['agree'] / total['n']:.2%} | {total['fcdist_rules_agree'] / total['n']:.2%} | {total['bfcl_crashed']} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n"
 
 
 def run(cases: list[tuple[str, dict]], verdict, seed: int) -> dict:
@@ -383,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     results = {"generated": run(generated, verdict, args.seed)}
     if args.bfcl_data:
         results["bfcl_data"] = run(read_bfcl_folder(args.bfcl_data), verdict, args.seed)
-    report = "".join(table(r, f"{name} cases") for name, r in results.items())
+    from importlib.metadata import version
+
+    command = " ".join(["python bench/bfcl_agreement.py", *(argv if argv is not None else sys.argv[1:])])
+    report = f"`{command}`, BFCL's checker from bfcl-eval {version('bfcl-eval')}\n\n"
+    report += "".join(table(r, f"{name} cases") for name, r in results.items())
     print(report)
     for name, r in results.items():
         for category, found in r["disagreements"].items():

@@ -318,7 +318,9 @@ def _check_gold_argument(
     param, spec = _declared(params, arg)
     if arg in given:
         reason = compare_values(given[arg], gold_value, spec, lenient, f"argument {arg!r}")
-        others = alternatives.values.get(arg, []) if reason and alternatives else []
+        if reason is None or alternatives is None:
+            return reason
+        others = alternatives.values.get(arg, [])
         return None if any(compare_values(given[arg], v, spec, lenient, "") is None for v in others) else reason
     if _is_default(gold_value, param, spec, lenient) or (alternatives and arg in alternatives.may_omit):
         return None
