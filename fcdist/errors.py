@@ -7,3 +7,8 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """A user-fixable problem; the message is one line naming the file, key or row."""
+
+
+class SetupError(InputError):
+    """A setup that cannot train (settings, hardware or inputs); the message names what to change. Here, not in
+    fcdist.train, because the model layer refuses some settings too (LoRA targets the model lacks)."""

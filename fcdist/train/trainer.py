@@ -53,14 +53,14 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from fcdist.atomic import write_text_atomic
 from fcdist.checkpoints import check_adapter, read_latest_pointer, resumable_checkpoint, write_file_manifest
 from fcdist.config import RUN_CONFIG, JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
-from fcdist.errors import InputError
+from fcdist.errors import InputError, SetupError
 from fcdist.layout import RunLayout
 from fcdist.preprocess.shards import check_manifest
 from fcdist.runtime import load_tokenizer
 from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
 from fcdist.train.lock import acquire, is_main_process
-from fcdist.train.model import (Choices, Runtime, SetupError, check_document_isolation, detect_runtime,
+from fcdist.train.model import (Choices, Runtime, check_document_isolation, detect_runtime,
                                 load_model, parameter_counts, resolve_choices)
 from fcdist.train.tune import gpu_memory, tune
 from fcdist.train.saving import disk_full_reported
