@@ -1,6 +1,6 @@
-"""The exception type (and its subclasses) for problems the user can fix (a bad file, key or row, a model folder without a
-tokenizer, a full disk): ``fcdist.cli.main`` reports it as ``fcdist <stage>: error: <message>``, one line
-without a traceback, and exits 1. Its message names the file, key or row."""
+"""The exception type (with its subclasses) for problems the user can fix (a bad file, key or row, a model
+folder without a tokenizer, a full disk): ``fcdist.cli.main`` reports it as ``fcdist <stage>: error: <message>``,
+one line without a traceback, and exits 1. Its message names the file, key or row."""
 
 from __future__ import annotations
 
