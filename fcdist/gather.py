@@ -26,7 +26,7 @@ from fcdist.atomic import replace_dir
 from fcdist.checkpoints import LATEST, CheckpointError, check_adapter, step_number
 from fcdist.config import JobConfig, add_config_arguments, load_run_config, to_dict
 from fcdist.layout import RunLayout
-from fcdist.model.load import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_unquantized_base
+from fcdist.model.load import ADAPTER_CONFIG, ADAPTER_WEIGHTS, apply_adapter, load_pretrained
 from fcdist.preprocess.fingerprint import sha256_file
 from fcdist.runtime import load_tokenizer_from, pick_device, resolve_dtype, torch_dtype
 
@@ -50,7 +50,7 @@ def adapter_from_zero_checkpoint(checkpoint: Path, config: JobConfig, out_dir: P
     # DeepSpeed reads its shards with torch.load(weights_only=False): only reached with --trust-pickles.
     state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), exclude_frozen_parameters=True)
     lora_config = LoraConfig.from_pretrained(str(checkpoint))
-    model = get_peft_model(load_unquantized_base(config, torch.float32), lora_config)
+    model = get_peft_model(load_pretrained(config.model.name_or_path, config, torch.float32), lora_config)
     missing = [k for k in state if k not in dict(model.named_parameters())]
     if missing:
         raise RuntimeError(f"{checkpoint}: ZeRO state has parameters the PEFT model lacks, e.g. {missing[0]}")
@@ -75,11 +75,10 @@ def write_adapter(checkpoint: Path, config: JobConfig, out_dir: Path, trust_pick
 
 
 def write_merged(adapter_dir: Path, config: JobConfig, out_dir: Path) -> None:
-    """PEFT's merge into the 16-bit base (fp32 on CPU), saved with safetensors and the tokenizer."""
-    from peft import PeftModel
-
+    """PEFT's merge into the 16-bit base (fp32 on CPU), unquantized for a QLoRA run's adapter too (what PEFT
+    supports for merging), saved with safetensors and the tokenizer."""
     dtype = torch_dtype(resolve_dtype("auto", pick_device().type == "cuda"))  # bf16 where supported, else fp16; fp32 on CPU
-    merged = PeftModel.from_pretrained(load_unquantized_base(config, dtype), str(adapter_dir)).merge_and_unload()
+    merged = apply_adapter(load_pretrained(config.model.name_or_path, config, dtype), adapter_dir)
     merged.save_pretrained(str(out_dir))
     save_base_tokenizer(config, out_dir)
 

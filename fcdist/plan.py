@@ -252,7 +252,7 @@ def lora_targets(config: JobConfig, model_config) -> str:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from fcdist.train.model import resolve_target_modules
+    from fcdist.model.lora import resolve_target_modules
 
     if not config.lora.enabled:
         return "none (full fine-tuning)"
@@ -266,7 +266,8 @@ def make_plan(config: JobConfig, hardware: Hardware, model_config) -> JobPlan:
     choices that need the model (train.tune, LoRA targets, memory) are left out."""
     from fcdist.stages import check_accelerate_config
     from fcdist.runtime import resolve_attention
-    from fcdist.train.model import SetupError, setup_problems
+    from fcdist.errors import SetupError
+    from fcdist.train.model import setup_problems
     from fcdist.train.trainer import plan_batches
     from fcdist.train.tune import model_shape
 
@@ -321,7 +322,7 @@ def check_plan(config: JobConfig, nodes: int, gpus_per_node: int, gpu: str | Non
 
 def batch_rows(config: JobConfig, model_config, hardware: Hardware) -> list[str]:
     """The batch plan at world sizes around the planned one: what tune and plan_batches make of each."""
-    from fcdist.train.model import SetupError
+    from fcdist.errors import SetupError
     from fcdist.train.trainer import plan_batches
     from fcdist.train.tune import model_shape
 

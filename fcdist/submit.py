@@ -59,7 +59,7 @@ from fcdist.config import JobConfig, add_config_arguments
 from fcdist.errors import InputError
 from fcdist.layout import RunLayout
 from fcdist.plan import check_plan
-from fcdist.runtime import array_shard as array_task_shard
+from fcdist.runtime import array_shard
 from fcdist.stages import (PREEMPT_MARGIN_S, STAGE, Request, SubmitError, accelerate_command, check_accelerate_config,
                            check_at_root, load_job, local_train_command, plan, prepare, request_arguments, run_task)
 
@@ -118,14 +118,6 @@ def node_command(config_args: list[str], slurm: bool = True) -> tuple[list[str],
 # ---------------------------------------------------------------- job-env: what a template needs to know
 
 
-def array_shard(num_shards: int | None) -> tuple[int, int]:
-    """(shard, count) of this array task, by the rule every stage follows (fcdist.runtime.array_shard)."""
-    shard = array_task_shard(num_shards)
-    if shard is None:
-        raise SubmitError("not an array task: submit it with sbatch --array=0-<N-1>")
-    return shard
-
-
 def job_env(stage: str, config_args: list[str], num_shards: int | None = None) -> dict[str, str | list[str]]:
     """The shell variables of a template's job; raises ConfigError or SubmitError on bad input."""
     check_at_root()
@@ -135,7 +127,10 @@ def job_env(stage: str, config_args: list[str], num_shards: int | None = None) -
         raise SubmitError(f"slurm/{stage}.sh is a batch script: submit it with sbatch")
     values: dict[str, str | list[str]] = {"RUN": str(layout.root), "CONFIG_ARGS": config_args}
     if STAGE[stage].array:
-        shard, count = array_shard(num_shards)
+        task = array_shard(num_shards)  # the rule every stage follows
+        if task is None:
+            raise SubmitError(f"slurm/{stage}.sh is not an array task: submit it with sbatch --array=0-<N-1>")
+        shard, count = task
         values.update(SHARD=str(shard), NUM_SHARDS=str(count))
         job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{shard}"
     elif STAGE[stage].shards:  # score: the infer array's size, whose shard files it merges

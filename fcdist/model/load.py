@@ -1,7 +1,8 @@
-"""Pretrained models and adapters from disk, for the stages after training: which base a PEFT adapter folder
-needs, which tokenizer goes with it, the model inference runs (a full model folder, or an adapter merged into
-its unquantized base) and the base gather merges into. Training loads its base its own way (4-bit, LoRA, on
-its resolved choices): fcdist/train/model.py.
+"""Pretrained models and adapters from disk, for every stage: the one call that loads a model as the job config
+pins it (revision, remote code, safetensors only), the base training starts from (4-bit when asked:
+fcdist/model/quant.py), and for the stages after training which base a PEFT adapter folder needs, which
+tokenizer goes with it, and the model inference runs (a full model folder, or an adapter merged into its
+unquantized base). Training's choices of dtype, attention and device are fcdist/train/model.py's.
 
 torch, transformers and peft load only inside the functions, so importing this costs nothing.
 """
@@ -16,14 +17,14 @@ from fcdist.config import JobConfig
 from fcdist.runtime import inference_attention, load_tokenizer_from, pick_device, resolve_dtype, torch_dtype
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    import torch
+    from transformers import BitsAndBytesConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 ADAPTER_CONFIG = "adapter_config.json"
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
-
 
 
 def adapter_base(model_dir: Path, base_model: str | None = None) -> str | None:
@@ -71,34 +72,42 @@ def load_model_for_inference(
     ``base_model`` replaces the base an adapter records (``--run`` uses the config's ``model.name_or_path``).
     The base is loaded unquantized: inference has no optimizer state to make room for.
     """
-    from transformers import AutoModelForCausalLM
-
     model_dir = Path(model_dir)
     base = adapter_base(model_dir, base_model)
     source = base or model_dir
     device = pick_device()
     gpu = device.type == "cuda"
     tokenizer = load_inference_tokenizer(tokenizer_source(model_dir, base), config)  # first: it fails fast
-    model = AutoModelForCausalLM.from_pretrained(
-        source,
-        revision=revision_for(source, config),
-        dtype=torch_dtype(resolve_dtype(config.model.dtype, gpu)),
-        attn_implementation=inference_attention(config.model.attn_implementation, config.infer.cache, device),
-        trust_remote_code=config.model.trust_remote_code,
-        use_safetensors=True,
-        device_map={"": device},
-    )
+    model = load_pretrained(source, config, torch_dtype(resolve_dtype(config.model.dtype, gpu)),
+                            inference_attention(config.model.attn_implementation, config.infer.cache, device),
+                            device_map={"": device})
     if base is not None:
         model = apply_adapter(model, model_dir)
     return model.eval(), tokenizer
 
 
-def load_unquantized_base(config: JobConfig, dtype):
-    """The base model unquantized: adapters of a QLoRA run are applied to (and merged into) a 16-bit base,
-    which is what PEFT supports for merging."""
+def load_pretrained(source: str | Path, config: JobConfig, dtype: torch.dtype, attention: str | None = None,
+                    quantization: BitsAndBytesConfig | None = None, device_map: dict | None = None) -> PreTrainedModel:
+    """``AutoModelForCausalLM.from_pretrained(source)`` as the job config pins it: its revision for the config's
+    own base (``revision_for``), remote code only where ``model.trust_remote_code`` allows, and safetensors only,
+    never a pickled ``.bin``. None keeps transformers' default (attention, no quantization, no device map)."""
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(
-        config.model.name_or_path, revision=config.model.revision, dtype=dtype,
-        trust_remote_code=config.model.trust_remote_code, use_safetensors=True,  # as load_model_for_inference: never a pickled .bin
+        source, revision=revision_for(source, config), dtype=dtype, attn_implementation=attention,
+        quantization_config=quantization, device_map=device_map,
+        trust_remote_code=config.model.trust_remote_code, use_safetensors=True,
     )
+
+
+def load_base(config: JobConfig, dtype: torch.dtype, attention: str, compute_dtype: str, device: torch.device,
+              zero_stage: int = 0) -> PreTrainedModel:
+    """The config's base model stored in ``dtype``, in 4 bits computing in ``compute_dtype`` when
+    ``quant.load_in_4bit`` (fcdist/model/quant.py)."""
+    from fcdist.model.quant import quantization_config
+
+    quantization = quantization_config(config.quant, compute_dtype, zero_stage)
+    # bitsandbytes quantizes while placing weights, so a 4-bit base goes straight to this rank's device
+    # (ZeRO-3 refuses a device_map and places the weights itself)
+    device_map = {"": device} if quantization is not None and zero_stage != 3 else None
+    return load_pretrained(config.model.name_or_path, config, dtype, attention, quantization, device_map)

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from fcdist.train.model import SetupError
+from fcdist.errors import SetupError
 
 LOCK_NAME = "LOCK"
 HEARTBEAT_S = 30.0

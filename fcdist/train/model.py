@@ -1,4 +1,4 @@
-"""The model side of training: what runs where, the refusals, base loading, quantization and LoRA.
+"""The model side of training: what runs where, the refusals, and the model training starts from.
 
 Choices are made once, before anything heavy loads, from the job config and the runtime (GPU or not,
 world size, DeepSpeed stage and offload, optional packages). A combination that cannot work stops the job
@@ -9,6 +9,9 @@ Rules (the seed's, extended):
 - QLoRA: NF4 (or FP4) 4-bit base, double quantization, LoRA adapters trained in fp32 under autocast;
   under ZeRO-3 the 4-bit weights are stored in the compute dtype so DeepSpeed can shard them;
 - LoRA targets ``all-linear`` resolve to the model's own linear layer names, never the output head.
+
+Loading, quantization and LoRA themselves are fcdist/model/ (load.py, quant.py, lora.py), on plain arguments;
+here are training's decisions for them (dtype of a trained or frozen base, ZeRO stage, device).
 """
 
 from __future__ import annotations
@@ -25,16 +28,15 @@ import torch
 from torch import nn
 
 from fcdist.config import JobConfig
-from fcdist.errors import InputError
+from fcdist.errors import SetupError
+from fcdist.model.load import load_base
+from fcdist.model.lora import apply_lora
+from fcdist.model.quant import prepare_quantized_base
 from fcdist.runtime import flash_attn_installed, local_rank, process_device, resolve_attention, resolve_dtype, torch_dtype
 
 # Backends whose document isolation transformers derives from position_ids (block-diagonal mask, or
 # flash-attention's variable-length path for one flattened row). Anything else is refused.
 PACKING_BACKENDS = ("flash_attention_2", "sdpa", "flex_attention", "eager")
-
-
-class SetupError(InputError):
-    """A setup that cannot train (settings, hardware or inputs); the message names what to change."""
 
 
 @dataclass(frozen=True)
@@ -203,124 +205,14 @@ def check_document_isolation(model_config, choices: Choices, device: torch.devic
 # ---------------------------------------------------------------- loading
 
 
-def quantization_config(config: JobConfig, choices: Choices, runtime: Runtime):
-    if not config.quant.load_in_4bit:
-        return None
-    from transformers import BitsAndBytesConfig
-
-    storage = config.quant.quant_storage
-    if storage == "auto":
-        # ZeRO-3 flattens and shards parameters by dtype; uint8-packed 4-bit weights would not mix with the rest.
-        storage = choices.dtype if runtime.zero_stage == 3 else "uint8"
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=config.quant.quant_type,
-        bnb_4bit_use_double_quant=config.quant.double_quant,
-        bnb_4bit_compute_dtype=choices.torch_dtype,
-        bnb_4bit_quant_storage=torch.uint8 if storage == "uint8" else torch_dtype(storage),
-    )
-
-
 def load_base_model(config: JobConfig, choices: Choices, runtime: Runtime) -> nn.Module:
     """The pretrained base, quantized if asked. Full fine-tuning loads fp32 master weights (autocast computes
     in the compute dtype); a frozen base is stored in the compute dtype to halve its memory."""
-    from transformers import AutoModelForCausalLM
-
-    quant = quantization_config(config, choices, runtime)
-    full_finetune = not config.lora.enabled
-    model = AutoModelForCausalLM.from_pretrained(
-        config.model.name_or_path,
-        revision=config.model.revision,
-        trust_remote_code=config.model.trust_remote_code,
-        attn_implementation=choices.attn_implementation,
-        dtype=torch.float32 if full_finetune else choices.torch_dtype,
-        quantization_config=quant,
-        # bitsandbytes quantizes while placing weights, so a 4-bit base goes straight to this rank's device
-        # (ZeRO-3 refuses a device_map and places the weights itself)
-        device_map={"": runtime.device} if quant is not None and runtime.zero_stage != 3 else None,
-    )
+    dtype = torch.float32 if not config.lora.enabled else choices.torch_dtype
+    model = load_base(config, dtype, choices.attn_implementation, choices.dtype, runtime.device, runtime.zero_stage)
     # A KV cache makes transformers build a plain causal mask, letting packed documents see each other.
     model.config.use_cache = False
     return model
-
-
-def resolve_target_modules(model: nn.Module, spec: str | list[str]) -> list[str]:
-    """LoRA target names as they appear in this model; ``all-linear`` = every linear layer but the output head.
-
-    Phi-3 resolves to ``down_proj, gate_up_proj, o_proj, qkv_proj``. A name that matches no linear layer is
-    refused with the names that exist.
-    """
-    head = model.get_output_embeddings()
-    linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                     if isinstance(module, nn.Linear) and module is not head})
-    if spec == "all-linear":
-        return linear
-    wanted = [spec] if isinstance(spec, str) else list(spec)
-    unknown = [name for name in wanted if name not in linear]
-    if unknown:
-        raise SetupError(f"lora.target_modules: {', '.join(unknown)} matches no linear layer of "
-                               f"{type(model).__name__}; its linear layers are {', '.join(linear)}")
-    return wanted
-
-
-def prepare_quantized_base(model: nn.Module, config: JobConfig, choices: Choices, runtime: Runtime) -> nn.Module:
-    """QLoRA's preparation of a 4-bit base, and its optional dequantized copy (quant.dequantized_copy)."""
-    from peft import prepare_model_for_kbit_training
-
-    if runtime.zero_stage != 3:
-        # Casts norms and embeddings to fp32 for stable training; skipped under ZeRO-3, which needs one
-        # dtype to shard (as TRL does for sharded QLoRA). Gradient checkpointing is the Trainer's job.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    if config.quant.dequantized_copy:
-        # After the fp32 casts (which would double the copy's size) and before LoRA wraps the layers, so
-        # PEFT adapts plain linear layers and skips the defensive copy it makes of every 4-bit layer's output.
-        dequantize_4bit_layers(model, choices.torch_dtype)
-    return model
-
-
-def apply_lora(model: nn.Module, config: JobConfig) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
-
-    lora = LoraConfig(
-        r=config.lora.r,
-        lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout,
-        target_modules=resolve_target_modules(model, config.lora.target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, lora)
-
-
-class DequantizedLinear(nn.Linear):
-    """A frozen linear layer that computes like bitsandbytes' ``Linear4bit``: inputs cast to the weight's
-    dtype, output returned in the input's dtype. After ``prepare_model_for_kbit_training`` the residual stream
-    is fp32, so the output stays fp32 and a small LoRA update added to it is not rounded away in bf16 (with a
-    plain bf16 output, H200 runs lowered the loss by 0.125 in 5 steps where the 4-bit layers lowered it by 0.19)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
-
-
-def dequantize_4bit_layers(model: nn.Module, dtype: torch.dtype) -> None:
-    """Replace every bitsandbytes 4-bit linear layer by a ``DequantizedLinear`` holding its dequantized weights.
-
-    Written here because transformers' ``model.dequantize()`` gave weights up to 0.15 away from what the
-    4-bit layer computes with (weights of magnitude 0.1, tiny Phi-3, double quantization, transformers
-    5.23); bitsandbytes' own ``dequantize_4bit`` is what ``Linear4bit.forward`` dequantizes with on a GPU.
-    """
-    import bitsandbytes as bnb
-    from bitsandbytes.functional import dequantize_4bit
-
-    quantized = [(name, module) for name, module in model.named_modules() if isinstance(module, bnb.nn.Linear4bit)]
-    for name, module in quantized:
-        weight = dequantize_4bit(module.weight.data, module.weight.quant_state).to(dtype)
-        plain = DequantizedLinear(module.in_features, module.out_features, bias=module.bias is not None, device="meta")
-        plain.weight = nn.Parameter(weight, requires_grad=False)
-        if module.bias is not None:
-            plain.bias = nn.Parameter(module.bias.data.to(dtype), requires_grad=False)
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent), child, plain)
 
 
 def load_model(config: JobConfig, choices: Choices, runtime: Runtime) -> nn.Module:
@@ -329,8 +221,8 @@ def load_model(config: JobConfig, choices: Choices, runtime: Runtime) -> nn.Modu
     if not config.lora.enabled:
         return model
     if config.quant.load_in_4bit:
-        model = prepare_quantized_base(model, config, choices, runtime)
-    return apply_lora(model, config)
+        model = prepare_quantized_base(model, config.quant, choices.dtype, runtime.zero_stage)
+    return apply_lora(model, config.lora)
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:

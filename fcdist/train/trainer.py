@@ -51,16 +51,16 @@ from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from fcdist.atomic import write_text_atomic
-from fcdist.checkpoints import check_adapter, read_latest_pointer, resumable_checkpoint, write_file_manifest
+from fcdist.checkpoints import CheckpointError, check_adapter, read_latest_pointer, resumable_checkpoint, write_file_manifest
 from fcdist.config import RUN_CONFIG, JobConfig, TrainConfig, add_config_arguments, load_config, save_resolved
-from fcdist.errors import InputError
+from fcdist.errors import InputError, SetupError
 from fcdist.layout import RunLayout
 from fcdist.preprocess.shards import check_manifest
 from fcdist.runtime import load_tokenizer
 from fcdist.train.data import PackedCollator, TrainingStream, load_packed_rows
 from fcdist.train.metrics import FlopModel, WindowMeter, device_peak_flops, metrics_line, plot_loss, read_metrics, truncate_metrics
 from fcdist.train.lock import acquire, is_main_process
-from fcdist.train.model import (Choices, Runtime, SetupError, check_document_isolation, detect_runtime,
+from fcdist.train.model import (Choices, Runtime, check_document_isolation, detect_runtime,
                                 load_model, parameter_counts, resolve_choices)
 from fcdist.train.tune import gpu_memory, tune
 from fcdist.train.saving import disk_full_reported
@@ -167,6 +167,22 @@ def check_checkpoint(folder: Path, lora: bool, expect_trained: bool) -> None:
     if not (folder / "adapter_model.safetensors").is_file() or not (folder / "adapter_config.json").is_file():
         raise RuntimeError(f"{folder}: the LoRA adapter (adapter_model.safetensors + adapter_config.json) was not saved")
     check_adapter(folder, expect_trained)
+
+
+def resume_point(checkpoints: Path, fallback: bool, is_main: bool) -> tuple[Path | None, list[str]]:
+    """``resumable_checkpoint`` as rank 0 finds it: rank 0 alone hashes the checkpoint's files (every rank would
+    read the same ones, every rank's ZeRO shards among them) and broadcasts its verdict, so all ranks resume
+    from the same step, or all fail with its message."""
+    verdict = None
+    if is_main:
+        try:
+            verdict = resumable_checkpoint(checkpoints, fallback)
+        except CheckpointError as e:
+            verdict = str(e)
+    verdict = broadcast_object_list([verdict])[0]
+    if isinstance(verdict, str):
+        raise CheckpointError(verdict)
+    return verdict
 
 
 # ---------------------------------------------------------------- stopping
@@ -463,13 +479,13 @@ def train_locked(config: JobConfig, run: RunFolder, callbacks: Sequence[TrainerC
     except (FileNotFoundError, ValueError) as e:
         raise SetupError(str(e)) from e
     info = run_info(config, plan, runtime, manifest, choices)
-    # Resuming unpickles the Trainer's and DeepSpeed's states: the run folder is trusted as this job's own.
-    resume_from, skipped = resumable_checkpoint(run.checkpoints, config.train.resume_fallback)
-    if resume_from is not None:
-        check_resumable(resume_from, info)
     check_document_isolation(model_config, choices, runtime.device)  # before TrainingArguments: see its docstring
 
-    args = training_arguments(config, plan, choices, runtime, run)
+    args = training_arguments(config, plan, choices, runtime, run)  # forms the process group resume_point needs
+    # Resuming unpickles the Trainer's and DeepSpeed's states: the run folder is trusted as this job's own.
+    resume_from, skipped = resume_point(run.checkpoints, config.train.resume_fallback, args.process_index == 0)
+    if resume_from is not None:
+        check_resumable(resume_from, info)
     set_seed(config.train.seed)  # LoRA's initial weights
     model = load_model(config, choices, runtime)
     stream = TrainingStream(load_packed_rows(config, manifest), config.train.max_steps * plan.global_batch,

@@ -10,6 +10,9 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,6 +136,36 @@ def test_resume_fallback_takes_the_newest_complete_checkpoint_and_says_so(run, c
     assert "skipping" in out and "step-4/scheduler.pt: missing" in out
     assert f"resuming from {run.run_dir / 'checkpoints' / 'step-2'}" in out
     assert final == run.run_dir / "checkpoints" / "step-6" and (run.run_dir / "DONE").is_file()
+    assert [line["step"] for line in read_metrics(run.run_dir / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+
+
+def launch_two(config, log: Path) -> subprocess.CompletedProcess:
+    """``accelerate launch`` of two CPU processes, as users start them."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+               "configs/accelerate/cpu_multiprocess.yaml", "--num_processes", "2", "--main_process_port", str(port),
+               "launch/train.py", "--config", str(save_resolved(config, log.with_suffix(".yaml")))]
+    with open(log, "w") as out:
+        return subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=300)
+
+
+@pytest.mark.slow
+def test_two_processes_resume_or_refuse_together_on_rank_0s_verdict(run, tmp_path):
+    """Rank 0 alone checks the checkpoint's files and broadcasts what it found: both ranks refuse the damaged
+    newest checkpoint with its message and exit instead of waiting for each other; with train.resume_fallback both
+    resume from the step-2 rank 0 chose and finish the run."""
+    (run.run_dir / "checkpoints" / "step-4" / "scheduler.pt").unlink()
+    refused = launch_two(run, tmp_path / "refused.log")
+    log = (tmp_path / "refused.log").read_text()
+    assert refused.returncode != 0 and log.count("fcdist train: error:") == 2, log[-3000:]
+    assert log.count("step-4/scheduler.pt: missing from the checkpoint") == 2
+    run.train.resume_fallback = True
+    resumed = launch_two(run, tmp_path / "resumed.log")
+    log = (tmp_path / "resumed.log").read_text()
+    assert resumed.returncode == 0, log[-3000:]
+    assert f"resuming from {run.run_dir / 'checkpoints' / 'step-2'}" in log and (run.run_dir / "DONE").is_file()
     assert [line["step"] for line in read_metrics(run.run_dir / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
 
 

@@ -27,12 +27,12 @@ import torch
 from transformers import AutoModelForCausalLM, TrainerCallback
 
 from fcdist.config import load_config, save_resolved
+from fcdist.errors import SetupError
 from fcdist.preprocess import shards
 from fcdist.preprocess.fingerprint import fingerprint_components, fingerprint_hash
 from fcdist.runtime import load_tokenizer
 from fcdist.train.lock import acquire
 from fcdist.train.metrics import read_metrics
-from fcdist.train.model import SetupError
 from fcdist.train.trainer import CHECKPOINT_INFO, RunFolder, main, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,7 +177,8 @@ def test_a_dequantized_copy_trains_the_qlora_curve_on_plain_layers(job, cpu_4bit
     """quant.dequantized_copy: same NF4-rounded weights, plain linear layers, the adapter a QLoRA run saves."""
     from safetensors import safe_open
 
-    from fcdist.train.model import DequantizedLinear, detect_runtime, load_model, resolve_choices
+    from fcdist.model.quant import DequantizedLinear
+    from fcdist.train.model import detect_runtime, load_model, resolve_choices
 
     qlora = job("qlora-ref", "quant.load_in_4bit=true", "train.max_steps=3")
     copy = job("qlora-copy", "quant.load_in_4bit=true", "quant.dequantized_copy=true", "train.max_steps=3")

@@ -19,8 +19,8 @@ LAYERS = [
     # tokenizer, shard of a job array); __init__ is the package's docstring
     {"__init__", "errors", "atomic", "config", "runtime"},
     {"data"},  # synth, load and validate, render
-    # loading pretrained models and adapters for gather and inference (model/load.py, moved out of those stages),
-    # and the tiny test model, its tokenizer trained on data's synthetic rows
+    # loading pretrained models, 4-bit bases and LoRA adapters for training, gather and inference (model/load.py,
+    # quant.py, lora.py, moved out of those stages), and the tiny test model, its tokenizer trained on data's rows
     {"model"},
     {"preprocess"},  # tokenize and pack
     {"checkpoints", "layout"},  # runs/<name>/ and its checkpoints: written by train, read by gather and infer

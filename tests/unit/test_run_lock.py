@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from fcdist.errors import SetupError
 from fcdist.train import lock
-from fcdist.train.model import SetupError
 
 
 def write_lock(run_dir, host: str, pid: int, job: str | None = "4242", age_s: float = 0.0):

@@ -130,23 +130,18 @@ def test_only_multinode_accelerate_configs_pass_for_several_nodes(name):
 # ---------------------------------------------------------------- what a template's job knows
 
 
-@pytest.mark.parametrize("array, num_shards, expected", [
-    ((0, 0, 3, 4), None, (0, 4)),  # --array=0-3
-    ((3, 0, 3, 4), None, (3, 4)),
-    ((3, 3, 3, 1), 8, (3, 8)),  # a rerun: --array=3 --num-shards 8
-    ((2, 0, 7, 4), 8, (2, 8)),  # --array=0-7:2
-])
-def test_array_task_picks_its_shard(monkeypatch, array, num_shards, expected):
-    slurm_env(monkeypatch, **dict(zip(("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
-                                       "SLURM_ARRAY_TASK_COUNT"), array)))
-    assert submit.array_shard(num_shards) == expected
+def test_a_rerun_array_task_takes_its_shard_of_the_given_count(tmp_path, monkeypatch, at_root):
+    # --array=3 --num-shards 8; the rule itself, and the arrays it refuses: tests/unit/test_runtime.py
+    slurm_env(monkeypatch, SLURM_JOB_ID=70, SLURM_ARRAY_JOB_ID=69, SLURM_ARRAY_TASK_ID=3, SLURM_ARRAY_TASK_MIN=3,
+              SLURM_ARRAY_TASK_MAX=3, SLURM_ARRAY_TASK_COUNT=1)
+    values = submit.job_env("infer", ["--config", TINY, f"output.root={tmp_path}"], num_shards=8)
+    assert (values["SHARD"], values["NUM_SHARDS"], values["LOG"]) == ("3", "8", f"{tmp_path}/tiny-cpu/slurm/infer-69_3.out")
 
 
-def test_array_stage_refuses_a_job_outside_an_array(monkeypatch):
-    # the shards that do not fit an array are refused by the shared rule: tests/unit/test_runtime.py
-    slurm_env(monkeypatch)
-    with pytest.raises(submit.SubmitError, match="not an array task"):
-        submit.array_shard(None)
+def test_array_stage_refuses_a_job_outside_an_array(tmp_path, monkeypatch, at_root):
+    slurm_env(monkeypatch, SLURM_JOB_ID=1)
+    with pytest.raises(submit.SubmitError, match="slurm/infer.sh is not an array task"):
+        submit.job_env("infer", ["--config", TINY, f"output.root={tmp_path}"])
 
 
 def eval_in_bash(assignments: str, *names: str) -> list[str]:

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from fcdist.config import load_config
+from fcdist.errors import SetupError
 from fcdist.train.data import PackedCollator, TrainingStream
-from fcdist.train.model import Choices, SetupError, check_document_isolation, detect_runtime, load_base_model
+from fcdist.train.model import Choices, check_document_isolation, detect_runtime, load_base_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5  # fp32; a leak between documents moves logits by ~1 on this model

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from fcdist.config import load_config
-from fcdist.train.model import (Choices, Runtime, SetupError, load_base_model, parameter_counts, quantization_config,
-                                resolve_choices, resolve_target_modules, setup_problems)
+from fcdist.errors import SetupError
+from fcdist.model.lora import resolve_target_modules
+from fcdist.model.quant import quantization_config
+from fcdist.train.model import Choices, Runtime, load_base_model, parameter_counts, resolve_choices, setup_problems
 from fcdist.train.trainer import plan_batches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,12 +71,12 @@ def test_resolve_choices_raises_the_first_problem():
 
 
 def test_4bit_storage_is_the_compute_dtype_under_zero3_only():
-    config, choices = seed_config(), Choices("bf16", "sdpa", False)
-    assert quantization_config(config, choices, GPU).bnb_4bit_quant_storage == torch.uint8
-    zero3 = quantization_config(config, choices, replace(GPU, zero_stage=3))
+    quant = seed_config().quant
+    assert quantization_config(quant, "bf16", zero_stage=0).bnb_4bit_quant_storage == torch.uint8
+    zero3 = quantization_config(quant, "bf16", zero_stage=3)
     assert zero3.bnb_4bit_quant_storage == torch.bfloat16
     assert (zero3.bnb_4bit_quant_type, zero3.bnb_4bit_use_double_quant, zero3.bnb_4bit_compute_dtype) == ("nf4", True, torch.bfloat16)
-    assert quantization_config(seed_config("quant.load_in_4bit=false", "lora.enabled=true"), choices, GPU) is None
+    assert quantization_config(seed_config("quant.load_in_4bit=false").quant, "bf16", zero_stage=0) is None
 
 
 def test_all_linear_resolves_to_phi3_names_without_the_head(tiny_model_dir):

@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import save_file
 
 from fcdist.checkpoints import CheckpointError
+from fcdist.errors import SetupError
 from fcdist.train.data import BatchStats
 from fcdist.train.metrics import FlopModel, WindowMeter, metrics_line, plot_loss, read_metrics, truncate_metrics
-from fcdist.train.model import SetupError
 from fcdist.train.trainer import CHECKPOINT_INFO, RunFolder, StopRequest, build_parser, check_checkpoint, check_resumable
 
 ROOT = Path(__file__).resolve().parents[2]
