@@ -520,6 +520,8 @@ def train_locked(config: JobConfig, run: RunFolder, callbacks: Sequence[TrainerC
     with stop.signals_caught(), watchdog:
         try:
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        except torch.OutOfMemoryError as e:
+            raise SetupError(out_of_memory(config, trainer.state.global_step, runtime.device)) from e
         finally:
             progress.close()
     latest = run.latest_checkpoint()
@@ -527,6 +529,17 @@ def train_locked(config: JobConfig, run: RunFolder, callbacks: Sequence[TrainerC
         state = "DONE" if trainer.state.global_step >= config.train.max_steps else "stopped, resumable"
         print(f"fcdist train: {config.run_dir}: {state} at step {trainer.state.global_step}; latest checkpoint {latest}")
     return latest
+
+
+def out_of_memory(config: JobConfig, step: int, device: torch.device) -> str:
+    """What ran out of memory, named by the settings that decide it (a step's memory does not grow with time,
+    so this happens at the first step or after a resume, not hours in)."""
+    train = config.train
+    return (f"out of memory on {device} in step {step + 1}: train.micro_batch_size={train.micro_batch_size} rows of "
+            f"data.max_length={config.data.max_length} tokens, train.gradient_checkpointing="
+            f"{str(train.gradient_checkpointing).lower()}, quant.dequantized_copy={str(config.quant.dequantized_copy).lower()}; "
+            "lower train.micro_batch_size, set train.gradient_checkpointing=true, or let train.tune=auto choose "
+            "(`fcdist plan --gpu TYPE` estimates the peak)")
 
 
 def tensorboard(config: JobConfig, run: RunFolder, is_main: bool) -> list[TrainerCallback]:

@@ -112,6 +112,22 @@ def test_a_manifest_made_with_other_settings_is_refused_naming_the_setting(job, 
     assert not (config.run_dir / "checkpoints").exists()
 
 
+def test_running_out_of_memory_names_the_settings_that_decide_it(job, monkeypatch, capsys):
+    """A GPU's out-of-memory error (raised here in the first training step, as CUDA would) becomes one line."""
+    from fcdist.train.trainer import PackedTrainer
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(PackedTrainer, "training_step", out_of_memory)
+    config = job("oom", "train.micro_batch_size=2")
+    assert main(["--config", str(save_resolved(config, config.run_dir.parent / "oom.yaml"))]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("fcdist train: error: out of memory on cpu in step 1: train.micro_batch_size=2 rows of "
+                              "data.max_length=256 tokens"), err[-3:]
+    assert "Traceback" not in "\n".join(err)
+
+
 def test_packed_and_unpacked_rows_train_the_same_losses(job, synth_data_file, tmp_path):
     """Full-batch steps (every training document in every step), so both layouts see the same documents."""
     small = tmp_path / "small.jsonl"
