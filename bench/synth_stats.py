@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fcdist.data.xlam import XlamRow, parse_row, read_rows
-from fcdist.score import parse_type
+from fcdist.score.values import parse_type
 
 MAX_LENGTH = 512  # the seed's max_length: the share of documents past it is the truncation risk
 FITS_DECLARED = {

@@ -29,8 +29,9 @@ from fcdist.data.xlam import read_rows
 from fcdist.errors import InputError
 from fcdist.infer.predictions import complete_records, merge_problems
 from fcdist.layout import EvalLayout
-from fcdist.score import markdown_table, read_predictions
 from fcdist.score import score as score_rows
+from fcdist.score.predictions import read_predictions
+from fcdist.score.report import markdown_table
 from fcdist.stages import infer_command, run_fcdist
 
 

@@ -27,7 +27,7 @@ LAYERS = [
     {"train"},
     {"gather"},
     {"infer"},
-    {"score", "score_bfcl"},
+    {"score"},  # a package: the stage in __init__, its concerns (calls, values, matching, bfcl_rules, ...) beside it
     {"cli", "demo", "submit", "plan", "stages", "evaluate"},  # drivers: the stage chain, and what starts (or plans) it
 ]
 

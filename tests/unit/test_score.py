@@ -8,18 +8,11 @@ from pathlib import Path
 import pytest
 
 from fcdist.data.xlam import XlamRow
-from fcdist.score import (
-    CallParseError,
-    build_parser,
-    call_matches,
-    main,
-    markdown_table,
-    max_matching,
-    parse_calls,
-    parse_type,
-    score,
-    score_row,
-)
+from fcdist.score import build_parser, main, score, score_row
+from fcdist.score.calls import CallParseError, parse_calls
+from fcdist.score.matching import call_matches, max_matching
+from fcdist.score.report import markdown_table
+from fcdist.score.values import parse_type
 
 WEATHER = {
     "name": "get_weather",

@@ -10,8 +10,9 @@ import pytest
 
 from fcdist.data.render import render_seed
 from fcdist.data.xlam import BadRowError, parse_row, parse_rows, read_rows
-from fcdist.score import main, markdown_table, score, score_row
-from fcdist.score_bfcl import bfcl_type
+from fcdist.score import main, score, score_row
+from fcdist.score.bfcl_rules import bfcl_type
+from fcdist.score.report import markdown_table
 
 HOTEL = {
     "name": "find_hotel",

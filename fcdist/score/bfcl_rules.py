@@ -1,6 +1,6 @@
 """The Berkeley Function Calling Leaderboard's AST rules, for ``fcdist score --rules bfcl``.
 
-fcdist's own rules (fcdist/score.py) differ where BFCL's checker is arguably wrong; this mode does what
+fcdist's own rules (fcdist/score/matching.py, values.py) differ where BFCL's checker is arguably wrong; this mode does what
 BFCL's checker (bfcl_eval/eval_checker/ast_eval/ast_checker.py) does instead, so its numbers are the
 leaderboard's. Rules, for one gold call and a predicted call:
 
@@ -33,7 +33,7 @@ from typing import Any
 from fcdist.data.xlam import Alternatives, XlamRow
 
 BFCL_IGNORED = re.compile(r"[ ,./\-_*^]")  # BFCL's standardize_string: spaces (not tabs or newlines) and ,./-_*^
-OPTIONAL_MARK = re.compile(r",\s*optional\b.*$|^\s*optional\[", re.IGNORECASE | re.DOTALL)  # as fcdist.score reads it
+OPTIONAL_MARK = re.compile(r",\s*optional\b.*$|^\s*optional\[", re.IGNORECASE | re.DOTALL)  # as fcdist.score.values reads it
 BFCL_TYPES = {
     "str": "string", "string": "string",
     "int": "integer", "integer": "integer",
@@ -45,13 +45,6 @@ BFCL_TYPES = {
 PYTHON_TYPES = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list, "tuple": list, "dict": dict}
 NO_ANSWER = ""  # BFCL's possible answer meaning "may be left out"
 
-# The leaderboard's non-live AST columns: (heading, the category names fcdist gives them).
-AST_COLUMNS = (
-    ("Simple", ("simple",)),
-    ("Multiple", ("multiple",)),
-    ("Parallel", ("parallel",)),
-    ("Parallel Multiple", ("parallel_multiple", "parallel-multiple")),
-)
 IRRELEVANCE = ("irrelevance", "no-call")
 
 
@@ -212,26 +205,3 @@ def row_failure(calls: list[dict], row: XlamRow) -> str | None:
     alternatives = row.acceptable[0] if row.acceptable else None
     reason = call_failure(calls[0], row.answers[0], tools[row.answers[0]["name"]], alternatives)
     return f"call 1 {calls[0]['name']}: {reason}" if reason else None
-
-
-# ---------------------------------------------------------------- the leaderboard's table
-
-
-def _accuracy(by_category: dict, names: tuple[str, ...]) -> float | None:
-    groups = [by_category[name] for name in names if name in by_category]
-    n = sum(group["n"] for group in groups)
-    return sum(group["exact_match"] * group["n"] for group in groups) / n if n else None
-
-
-def leaderboard(by_category: dict) -> dict:
-    """The leaderboard's non-live AST columns; the summary is BFCL's unweighted mean of the four AST
-    categories (irrelevance is reported beside it, not in it), None when one of them has no rows."""
-    columns = {heading: _accuracy(by_category, names) for heading, names in AST_COLUMNS}
-    present = [value for value in columns.values() if value is not None]
-    summary = sum(present) / len(present) if len(present) == len(AST_COLUMNS) else None
-    return {"AST summary": summary, **columns, "Irrelevance": _accuracy(by_category, IRRELEVANCE)}
-
-
-def leaderboard_markdown(columns: dict) -> str:
-    cells = ["N/A" if value is None else f"{value:.2%}" for value in columns.values()]
-    return "\n".join(["| " + " | ".join(columns) + " |", "|" + "--:|" * len(columns), "| " + " | ".join(cells) + " |"]) + "\n"
