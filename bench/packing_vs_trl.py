@@ -5,14 +5,18 @@
 Documents: --rows synthetic rows (fcdist.data.synth, seed 1) tokenized as preprocessing does (seed template,
 loss on the completion) with the tiny tokenizer; with --real also the 67 real xLAM rows in
 /work/shared/real/xlam-sample.jsonl with the real Phi-3 tokenizer, at each --real-max-length.
-Packers: fcdist (pack_documents, overlong: truncate); TRL bfd as SFTTrainer runs it (datasets.map batches of
-1000 documents); TRL bfd over the whole shard (batch_size=None); TRL bfd_split over the whole shard.
+Packers: fcdist (pack_documents, overlong: truncate: fcdist's overlong handling and counts, then TRL's bfd over
+the whole shard, then position_ids); TRL bfd as SFTTrainer runs it (datasets.map batches of 1000 documents);
+TRL bfd over the whole shard (batch_size=None); TRL bfd_split over the whole shard. The hand-written packer
+fcdist had before is measured by this script at commit 989f5e4 (numbers in fcdist/preprocess/packing.py).
+Training on the rows is measured apart: the CPU demo with either packer and three shuffle seeds,
+bench/results/demo-cpu-orderings-2026-12-01.md.
 
 Columns: rows; efficiency (packed tokens / (rows * max_length)); split documents (documents whose tokens lie
 in more than one row); cut (documents truncated, losing tokens); loss tokens (labels != -100 in the rows: a
 truncated document that keeps none is still packed by TRL and only adds tokens nothing is trained on);
 same twice (a second run gives identical rows); seconds (median of 3, from the tokenized documents to the packed
-Arrow table a shard saves: fcdist's pack_documents + Dataset.from_list; TRL is given the Arrow dataset a shard
+Arrow table a shard saves: fcdist's pack_documents; TRL is given the Arrow dataset a shard
 already holds, and its table has seq_lengths but no position_ids, which fcdist's trainer reads).
 """
 
@@ -74,13 +78,11 @@ def as_dataset(docs):
 
 
 def fcdist_packer(docs, max_length: int):
-    """pack_documents, then the Arrow table build_shard saves (TRL's packers return one too)."""
-    import datasets
-
+    """pack_documents: the Arrow table build_shard saves (TRL's packers return one too)."""
     from fcdist.preprocess.packing import pack_documents
 
     rows, _ = pack_documents(docs, max_length, "truncate", packing=True)
-    return datasets.Dataset.from_list(rows).rename_column("doc_lengths", "seq_lengths")
+    return rows.rename_column("doc_lengths", "seq_lengths")
 
 
 def trl_packer(strategy: str, batch_size: int | None):
@@ -96,21 +98,12 @@ def rows_of(packed) -> list[tuple]:
     return list(zip(packed["input_ids"], packed["labels"], packed["seq_lengths"]))
 
 
-def fitted_trl_packer(docs, max_length: int):
-    """The replacement candidate: fcdist's overlong handling and counts, then TRL's bfd over the whole shard."""
-    from fcdist.preprocess.packing import PackStats, fit_overlong
-
-    fitted = fit_overlong(docs, max_length, "truncate", PackStats(documents=len(docs)))
-    return trl_packer("bfd", None)(as_dataset(fitted), max_length)
-
-
 # name: (what the packer is given, built outside the timing; the packer). TRL is given an Arrow dataset.
 PACKERS = {
     "fcdist": (list, fcdist_packer),
     "trl bfd (batches of 1000)": (as_dataset, trl_packer("bfd", 1000)),
     "trl bfd (whole shard)": (as_dataset, trl_packer("bfd", None)),
     "trl bfd_split (whole shard)": (as_dataset, trl_packer("bfd_split", None)),
-    "fcdist fit + trl bfd (shard)": (list, fitted_trl_packer),
 }
 
 
@@ -156,7 +149,8 @@ def measure(name: str, docs, max_length: int) -> dict:
     tokens = sum(len(ids) for ids, _, _ in rows)
     return {"packer": name, "rows": len(rows), "efficiency": tokens / (len(rows) * max_length), "split": split,
             "cut": cut, "dropped": dropped,
-            "no_loss_rows": sum(all(label == IGNORE_INDEX for label in labels) for _, labels, _ in rows), "loss": sum(label != IGNORE_INDEX for _, labels, _ in rows for label in labels),
+            "no_loss_rows": sum(all(label == IGNORE_INDEX for label in labels) for _, labels, _ in rows),
+            "loss": sum(label != IGNORE_INDEX for _, labels, _ in rows for label in labels),
             "same": rows == again, "seconds": seconds}
 
 

@@ -13,8 +13,9 @@ from fcdist.config import JobConfig
 from fcdist.data.render import chat_format
 
 # What preprocessing writes, beyond the settings: bumped when the same settings give other shards (2: documents
-# truncation leaves without loss are dropped, markers count loss tokens after truncation), so old shards are redone.
-PREPROCESS_FORMAT = 2
+# truncation leaves without loss are dropped, markers count loss tokens after truncation; 3: TRL's bfd packs, and it
+# groups documents into rows differently), so old shards are redone.
+PREPROCESS_FORMAT = 3
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

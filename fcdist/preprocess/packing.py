@@ -1,18 +1,21 @@
-"""Pack tokenized documents into rows of ``max_length`` tokens with best-fit decreasing bin packing.
+"""Pack tokenized documents into rows of ``max_length`` tokens: TRL's best-fit decreasing behind fcdist's own
+overlong handling and counts.
 
-Written here, not TRL's ``pack_dataset(..., "bfd")``, measured side by side (bench/packing_vs_trl.py, 60,000
-synthetic documents at 512; tests/unit/test_packing.py holds the differences): on the documents fcdist keeps,
-TRL's bfd over the whole shard packs no tighter (same row count) and never splits a document either, but by
-itself it packs the 10,354 documents that truncation left without a loss token as rows that train nothing,
-its default batches of 1000 pack each batch apart (40,956 rows against 30,442), ``bfd_split`` splits every
-overlong document, and it needs fcdist's overlong handling, counts and position ids around it anyway while
-importing torch into preprocessing (~4 s per process). Tried as the packer (same documents, rows assigned
-differently), the CPU demo's trained model fell from 45% to 2% parse rate on the same data at a slightly
-higher final loss (1.708 against 1.625): the demo is that sensitive to batch composition, so the switch was
-not kept this time. Lengths are small integers, so bins are bucketed by free space: best fit is the first
-non-empty bucket at or above a document's length, which keeps the whole shard's packing near linear time.
-Lengths are small integers, so bins are bucketed by free space: best fit is the first non-empty bucket at
-or above a document's length, which keeps the whole shard's packing near linear time.
+fcdist decides what each document becomes first (fit_overlong: truncate or drop, drop what truncation leaves
+without a loss token, count it all in PackStats); TRL's ``pack_dataset(..., "bfd")`` then packs the whole shard
+in one batch (``batch_size=None``), and add_positions turns its ``seq_lengths`` into position ids restarting
+at every document. Measured (bench/packing_vs_trl.py; 60,000 synthetic documents, max_length 512, 14,503 of
+them longer): TRL alone packs the 10,354 truncated documents that keep no loss token (40,796 rows, 10,354 of
+them training nothing, against fcdist's 30,442), datasets' default batches of 1000 pack looser still (40,956),
+and ``bfd_split`` splits every overlong document across rows. Behind fit_overlong, TRL's bfd makes as many
+rows as the hand-written packer this replaced (commit 989f5e4: 37,995 rows, efficiency 0.9632 on
+tests/unit/test_packing.py's 60,000 documents; 13.7 s before, 10.1 s after, to the saved Arrow table, on a
+loaded 2-core machine) but groups the documents into rows differently (the CPU demo: the same 1,898 documents
+in 1,302 rows either way, the rows not the same), so the shards' format version went up. That alone once moved
+the CPU demo's trained parse rate from 45% to 2%: the demo then took 300 steps of 8 rows, whose outcome hung
+on the data order; at 600 steps of 4 it holds across packers and shuffle seeds (configs/jobs/demo-cpu.yaml).
+The cost: importing TRL (and torch) adds about 4 s of CPU to each preprocess process.
+tests/unit/test_packing.py holds the differences.
 """
 
 from __future__ import annotations
@@ -100,39 +103,54 @@ def fit_overlong(docs: list[tuple[list[int], list[int]]], max_length: int, overl
     return kept
 
 
-def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
-    """Group document indices into bins of at most ``capacity`` tokens; returns the index lists.
+def in_memory_dataset(table):
+    """A datasets.Dataset over an Arrow table, without hashing all of it for a fingerprint (a second per 20k rows)."""
+    import datasets
+    from datasets.fingerprint import generate_random_fingerprint
 
-    Ties are broken by document index, so the result is deterministic for a given input.
+    return datasets.Dataset(datasets.table.InMemoryTable(table), fingerprint=generate_random_fingerprint())
+
+
+def documents_table(docs: list[tuple[list[int], list[int]]], lengths: bool):
+    """The documents as an Arrow dataset, one per row; with ``lengths`` also ``seq_lengths``, the row's one length."""
+    import pyarrow as pa
+
+    columns = {"input_ids": [ids for ids, _ in docs], "labels": [labels for _, labels in docs]}
+    if lengths:
+        columns["seq_lengths"] = [[len(ids)] for ids, _ in docs]
+    table = pa.table({name: pa.array(values, pa.list_(pa.int64())) for name, values in columns.items()})
+    return in_memory_dataset(table)
+
+
+def add_positions(table):
+    """Append ``position_ids`` restarting at 0 at every document of a row (from ``seq_lengths``, per row)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = pc.cast(table["seq_lengths"].combine_chunks(), pa.list_(pa.int64()))  # TRL's are int32
+    flat = lengths.flatten().to_numpy().astype(np.int64)
+    positions = np.arange(flat.sum(), dtype=np.int64) - np.repeat(np.cumsum(flat) - flat, flat)
+    row_lengths = pc.list_value_length(table["input_ids"].combine_chunks()).to_numpy()
+    offsets = np.concatenate(([0], np.cumsum(row_lengths))).astype(np.int32)
+    return pa.table({"input_ids": table["input_ids"], "labels": table["labels"],
+                     "position_ids": pa.ListArray.from_arrays(offsets, positions), "doc_lengths": lengths})
+
+
+def pack_table(docs: list[tuple[list[int], list[int]]], max_length: int, packing: bool):
+    """Training rows (input_ids, labels, position_ids, doc_lengths) of documents that all fit max_length.
+
+    Packing is TRL's best-fit decreasing (``pack_dataset``, ``bfd``) over the whole shard in one batch:
+    datasets' default batches of 1000 would pack each batch apart (more rows). Every document already fits,
+    so bfd never truncates, and it never splits one (``bfd_split`` would).
     """
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    bins: list[list[int]] = []
-    free: list[int] = []
-    bins_by_free: list[list[int]] = [[] for _ in range(capacity + 1)]
-    for doc in order:
-        size = lengths[doc]
-        target = next((space for space in range(size, capacity) if bins_by_free[space]), None)
-        if target is None:  # no open bin has room: open a new one
-            bins.append([])
-            free.append(capacity)
-            b = len(bins) - 1
-        else:
-            b = bins_by_free[target].pop()
-        bins[b].append(doc)
-        free[b] -= size
-        bins_by_free[free[b]].append(b)
-    return bins
+    from trl.data_utils import pack_dataset
 
-
-def build_row(docs: list[tuple[list[int], list[int]]]) -> dict:
-    """One packed row: concatenated ids and labels, position ids restarting at 0 per document."""
-    row = {"input_ids": [], "labels": [], "position_ids": [], "doc_lengths": []}
-    for input_ids, labels in docs:
-        row["input_ids"] += input_ids
-        row["labels"] += labels
-        row["position_ids"] += list(range(len(input_ids)))
-        row["doc_lengths"].append(len(input_ids))
-    return row
+    pack = packing and bool(docs)  # pack_dataset fails on an empty table
+    table = documents_table(docs, lengths=not pack)
+    if pack:
+        table = pack_dataset(table, max_length, "bfd", map_kwargs={"batch_size": None})
+    return in_memory_dataset(add_positions(table.with_format("arrow")[:]))
 
 
 def length_summary(length_counts: dict[int, int], max_length: int) -> dict:
@@ -155,15 +173,12 @@ def length_summary(length_counts: dict[int, int], max_length: int) -> dict:
             "p50": percentile(0.5), "p90": percentile(0.9), "max": ordered[-1][0]}
 
 
-def pack_documents(docs, max_length: int, overlong: str, packing: bool) -> tuple[list[dict], PackStats]:
-    """Documents (input_ids, labels) -> training rows and statistics; unpacked mode keeps one per row."""
+def pack_documents(docs, max_length: int, overlong: str, packing: bool):
+    """Documents (input_ids, labels) -> training rows (a datasets.Dataset) and statistics; unpacked mode keeps
+    one document per row."""
     stats = PackStats(documents=len(docs))
     docs = fit_overlong(docs, max_length, overlong, stats)
-    if packing:
-        groups = best_fit_decreasing([len(ids) for ids, _ in docs], max_length)
-    else:
-        groups = [[i] for i in range(len(docs))]
-    rows = [build_row([docs[i] for i in group]) for group in groups]
+    rows = pack_table(docs, max_length, packing)
     stats.tokens = sum(len(ids) for ids, _ in docs)
     stats.rows = len(rows)
     stats.slots = stats.rows * max_length

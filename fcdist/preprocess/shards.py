@@ -129,8 +129,6 @@ def refuse_if_nothing_fits(stats: PackStats, config: JobConfig, name: str) -> No
 
 def build_shard(config: JobConfig, tokenizer, index: int, num_shards: int, components: dict, tmp_dir: Path) -> dict:
     """Do the work of one shard into ``tmp_dir``; returns the completion marker's contents."""
-    import datasets
-
     name = shard_name(index, num_shards)
     raw = load_raw(config.data.source, config.data.revision, config.data.split)
     start, end = shard_bounds(len(raw), index, num_shards)
@@ -157,7 +155,7 @@ def build_shard(config: JobConfig, tokenizer, index: int, num_shards: int, compo
     docs = list(zip(train["input_ids"], train["labels"]))
     rows, stats = pack_documents(docs, config.data.max_length, config.data.overlong, config.data.packing)
     refuse_if_nothing_fits(stats, config, name)
-    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_dir / "data"))
+    rows.save_to_disk(str(tmp_dir / "data"))
     return {
         "shard": name,
         "fingerprint": fingerprint_hash(components),

@@ -1,8 +1,9 @@
-"""Best-fit-decreasing packing keeps documents whole, positions restarting and tokens conserved."""
+"""Best-fit-decreasing packing (TRL's, over the whole shard) keeps documents whole, positions restarting, tokens
+conserved and fcdist's counts."""
 
 import random
 
-from fcdist.preprocess.packing import best_fit_decreasing, length_summary, pack_documents
+from fcdist.preprocess.packing import length_summary, pack_documents
 
 
 def make_docs(n, seed=0, mean=5.6, sigma=0.5):
@@ -82,8 +83,9 @@ def test_length_summary_against_max_length():
 
 def test_best_fit_decreasing_on_a_known_case():
     # sorted: 7, 5, 5, 3 -> the second 5 fills the bin opened by the first, the 3 fills the 7's bin
-    bins = best_fit_decreasing([7, 5, 3, 5], capacity=10)
-    assert sorted(sorted(b) for b in bins) == [[0, 2], [1, 3]]
+    docs = [([length] * length, [length] * length) for length in (7, 5, 3, 5)]
+    rows, _ = pack_documents(docs, 10, "truncate", packing=True)
+    assert sorted(sorted(row["doc_lengths"]) for row in rows) == [[3, 7], [5, 5]]
 
 
 def trl_bfd(docs, max_length, strategy="bfd", batch_size=None):
@@ -106,21 +108,27 @@ def documents_in_more_than_one_row(rows):
     return sum(len(r) > 1 for r in rows_of.values())
 
 
-def test_fcdist_packs_as_tightly_as_trl_bfd_without_splitting_or_packing_rows_without_loss():
-    """Why fcdist keeps its own packer (packing.py's docstring, bench/packing_vs_trl.py): measured against TRL."""
+def test_packing_is_trl_bfd_over_the_whole_shard_behind_fcdists_overlong_handling():
+    """What pack_dataset alone would change (packing.py's docstring, bench/packing_vs_trl.py): measured against TRL."""
     docs = make_docs(2000, seed=3)
     rows, stats = pack_documents(docs, 512, "truncate", packing=True)
     fitted = [(ids[:512], labels[:512]) for ids, labels in docs if len(ids) // 2 < 512]  # what fcdist packs
     assert stats.dropped_no_loss > 0 and len(fitted) == stats.kept
-    same_docs_rows, _ = trl_bfd(fitted, 512)
-    assert len(same_docs_rows) >= stats.rows, "fcdist packs the same documents at least as tightly as TRL's bfd"
-    assert documents_in_more_than_one_row(same_docs_rows) == 0
+    whole_shard, _ = trl_bfd(fitted, 512)
+    assert stats.rows == len(whole_shard) and documents_in_more_than_one_row(whole_shard) == 0
+    assert len(trl_bfd(fitted, 512, batch_size=1000)[0]) > stats.rows, "datasets' default batches pack looser"
     # TRL alone: bfd packs the truncated documents that kept no loss token (rows that train nothing) ...
     trl_rows, trl_labels = trl_bfd(docs, 512)
     assert len(trl_rows) > stats.rows
     assert sum(all(label == -100 for label in labels) for labels in trl_labels) >= stats.dropped_no_loss
     assert all(any(label != -100 for label in row["labels"]) for row in rows)
-    # ... bfd_split splits every overlong document across rows, and datasets' default batches pack 1000 at a time
+    # ... and bfd_split splits every overlong document across rows
     split_rows, _ = trl_bfd(docs, 512, "bfd_split")
     assert documents_in_more_than_one_row(split_rows) == sum(len(ids) > 512 for ids, _ in docs) > 0
-    assert len(trl_bfd(fitted, 512, batch_size=1000)[0]) > len(same_docs_rows)
+
+
+def test_a_shard_where_nothing_fits_packs_to_an_empty_table_with_every_column():
+    for packing in (True, False):
+        rows, stats = pack_documents([([1] * 600, [-100] * 600)], 512, "truncate", packing=packing)
+        assert (len(rows), stats.dropped_no_loss) == (0, 1)
+        assert rows.column_names == ["input_ids", "labels", "position_ids", "doc_lengths"]
