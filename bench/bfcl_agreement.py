@@ -2,9 +2,9 @@
 
     python bench/bfcl_agreement.py [--cases 400] [--seed 0] [--bfcl-data DIR] [--out bench/results/NAME]
 
-Needs the ``bfcl-eval`` package importable (its checker, not its heavy dependencies): e.g.
-``python -m venv /work/venv-bfcl && /work/venv-bfcl/bin/pip install --no-deps bfcl-eval filelock``, then run
-this script with that venv's python (fcdist itself is found from this checkout). Only the checker's function
+Needs the ``bfcl-eval`` package importable (its checker, not its heavy dependencies): ``make setup`` installs
+it into .venv (``pip install --no-deps bfcl-eval==2026.3.23``); a venv of its own works too
+(``pip install --no-deps bfcl-eval filelock``; fcdist itself is found from this checkout). Only the checker's function
 name conversion reads the model table, which imports every API client; a stand-in table without it is put in
 its place, so the checker's own code runs unchanged.
 
