@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -49,6 +50,9 @@ def load_bfcl_checker():
         def __missing__(self, name):
             return types.SimpleNamespace(underscore_to_dot=False)
 
+    # At import BFCL makes result/, score/ and .file_locks/ in its project root, by default beside the installed
+    # package (inside the environment): a temporary folder takes them unless the caller names one.
+    os.environ.setdefault("BFCL_PROJECT_ROOT", tempfile.mkdtemp(prefix="bfcl-checker-"))
     table = types.ModuleType("bfcl_eval.constants.model_config")
     table.MODEL_CONFIG_MAPPING = NoDotConversion()
     sys.modules["bfcl_eval.constants.model_config"] = table

@@ -29,14 +29,16 @@ def bench():
 
 
 @pytest.fixture(scope="module")
-def bfcl_verdict(bench):
+def bfcl_verdict(bench, tmp_path_factory):
     """BFCL's checker as the bench calls it: verdict(case, category, decoded calls) -> bool."""
     if importlib.util.find_spec("bfcl_eval") is None:
         message = "BFCL's checker is not installed (pip install --no-deps bfcl-eval==2026.3.23, as the Makefile does)"
         if os.environ.get("FCDIST_REQUIRE_BFCL") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    return bench.load_bfcl_checker()
+    with pytest.MonkeyPatch.context() as patch:  # where BFCL's import makes its (empty) result folders
+        patch.setenv("BFCL_PROJECT_ROOT", str(tmp_path_factory.mktemp("bfcl-project")))
+        return bench.load_bfcl_checker()
 
 
 def assert_agreement(result: dict, categories) -> None:
