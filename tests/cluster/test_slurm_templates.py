@@ -3,7 +3,8 @@ time limit (save, requeue, resume to the same loss), a scancel that must not com
 whole pipeline (ending with the BFCL stages), and bad input.
 
 Jobs are submitted from the repository root as a user would, in this test's environment (sbatch hands it
-to the job), on the tiny model with runs and logs under tmp_path. About 3.5 minutes on 2 cores (the BFCL stages: +30 s).
+to the job), on the tiny model with runs and logs under tmp_path. About 3.5 minutes on 2 cores (the BFCL
+stages: +30 s).
 """
 
 from __future__ import annotations
