@@ -2,18 +2,18 @@
 
     python bench/bfcl_agreement.py [--cases 400] [--seed 0] [--bfcl-data DIR] [--out bench/results/NAME]
 
-Needs the ``bfcl-eval`` package importable (its checker, not its heavy dependencies): e.g.
-``python -m venv /work/venv-bfcl && /work/venv-bfcl/bin/pip install --no-deps bfcl-eval filelock``, then run
-this script with that venv's python (fcdist itself is found from this checkout). Only the checker's function
+Needs the ``bfcl-eval`` package importable (its checker, not its heavy dependencies): ``make setup`` installs
+it into .venv (``pip install --no-deps bfcl-eval==2026.3.23``); a venv of its own works too
+(``pip install --no-deps bfcl-eval filelock``; fcdist itself is found from this checkout). Only the checker's function
 name conversion reads the model table, which imports every API client; a stand-in table without it is put in
 its place, so the checker's own code runs unchanged.
 
 Cases: --cases generated BFCL-format cases per category (simple, multiple, parallel, parallel_multiple,
 irrelevance; random function docs of every BFCL type, possible answers with alternatives and ``""``), and with
 --bfcl-data the question and possible-answer files of a BFCL data folder (e.g. bfcl_eval/data inside the
-installed package; read in place, never copied). Each case becomes an fcdist gold row (answers: the first
-possible answer of each argument; ``acceptable``: all of them, dict alternatives expanded to whole dicts;
-``may_omit``: arguments whose possible answers hold ``""``). Each case gets predictions: the right answer
+installed package; read in place, never copied). The generated cases are written as such a folder (a temporary
+one), and both are read by fcdist's own reader, ``fcdist.data.bfcl.read_folder`` (what ``fcdist eval bfcl``
+scores against), so the agreement measures the shipped conversion and scoring together. Each case gets predictions: the right answer
 (several ways) and typical mistakes (wrong type, wrong value, strings in another case or spacing, missing and
 extra arguments, optional arguments left out or given as "", swapped parallel order, wrong function, an int for
 a float, also inside lists, dict keys, no call, prose). Both checkers judge each prediction; the table gives
@@ -23,10 +23,11 @@ agreement per category and the disagreements' first examples.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import os
 import random
 import sys
+import tempfile
 import types
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -34,13 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a plain checkout
 
-from fcdist.data.xlam import parse_row  # noqa: E402
+from fcdist.data.bfcl import ANSWERS, NO_ANSWERS, accepted_values, json_lines, possible_answers, read_folder  # noqa: E402
+from fcdist.data.xlam import SkipReport, parse_row  # noqa: E402
 from fcdist.score import score_row  # noqa: E402
 
 CATEGORIES = {"simple": "simple_python", "multiple": "multiple", "parallel": "parallel",
-              "parallel_multiple": "parallel_multiple", "irrelevance": "irrelevance"}  # fcdist name -> BFCL file
-XLAM_TYPES = {"string": "str", "integer": "int", "float": "float", "boolean": "bool", "dict": "dict", "any": "Any"}
-ABSENT = object()  # a dict key left out by an expanded alternative
+              "parallel_multiple": "parallel_multiple", "irrelevance": "irrelevance"}  # fcdist name -> BFCL v4 name
 
 
 def load_bfcl_checker():
@@ -50,6 +50,9 @@ def load_bfcl_checker():
         def __missing__(self, name):
             return types.SimpleNamespace(underscore_to_dot=False)
 
+    # At import BFCL makes result/, score/ and .file_locks/ in its project root, by default beside the installed
+    # package (inside the environment): a temporary folder takes them unless the caller names one.
+    os.environ.setdefault("BFCL_PROJECT_ROOT", tempfile.mkdtemp(prefix="bfcl-checker-"))
     table = types.ModuleType("bfcl_eval.constants.model_config")
     table.MODEL_CONFIG_MAPPING = NoDotConversion()
     sys.modules["bfcl_eval.constants.model_config"] = table
@@ -67,75 +70,6 @@ def load_bfcl_checker():
         return result["valid"]
 
     return verdict
-
-
-# ---------------------------------------------------------------- BFCL case -> fcdist gold row
-
-
-def xlam_type(schema: dict) -> str:
-    kind = schema.get("type")
-    if kind in ("array", "tuple"):
-        items = schema.get("items")
-        base = "List" if kind == "array" else "Tuple"
-        return f"{base}[{xlam_type(items)}]" if items else base.lower()
-    return XLAM_TYPES.get(kind, "Any")
-
-
-def xlam_tool(function: dict) -> dict:
-    schema = function["parameters"]
-    required = set(schema.get("required", []))
-    params = {}
-    for name, spec in schema["properties"].items():
-        param = {"description": spec.get("description", ""),
-                 "type": xlam_type(spec) + ("" if name in required else ", optional")}
-        if "default" in spec:
-            param["default"] = spec["default"]
-        params[name] = param
-    return {"name": function["name"], "description": function.get("description", ""), "parameters": params}
-
-
-def expand_dict(answer: dict) -> list[dict]:
-    """BFCL's dict answer ``{key: [alternatives]}`` as every whole dict it accepts ("" also: key left out)."""
-    keys = list(answer)
-    choices = []
-    for key in keys:
-        alternatives = answer[key] if isinstance(answer[key], list) else [answer[key]]
-        choices.append(alternatives + [ABSENT] * ("" in alternatives))
-    return [{k: v for k, v in zip(keys, combo) if v is not ABSENT} for combo in itertools.product(*choices)]
-
-
-def expand(answer, spec: dict) -> list:
-    if spec.get("type") == "dict" and isinstance(answer, dict):
-        return expand_dict(answer)
-    if spec.get("type") in ("array", "tuple") and spec.get("items", {}).get("type") == "dict" and isinstance(answer, list):
-        per_item = [expand_dict(item) if isinstance(item, dict) else [item] for item in answer]
-        return [list(combo) for combo in itertools.product(*per_item)]
-    return [answer]
-
-
-def gold_call(truth: dict, function: dict) -> tuple[dict, dict]:
-    (name, possible), = truth.items()
-    properties = function["parameters"]["properties"]
-    arguments, values, may_omit = {}, {}, []
-    for arg, listed in possible.items():
-        spec = properties.get(arg, {})
-        accepted = [v for answer in listed if answer != "" for v in expand(answer, spec)]
-        if arg not in properties:  # BFCL's data has a few: the call can only leave it out ("") or always fails
-            arguments.update({arg: accepted[0]} if "" not in listed else {})
-            continue
-        if accepted:
-            arguments[arg], values[arg] = accepted[0], accepted
-        if "" in listed:
-            may_omit.append(arg)
-    return {"name": name, "arguments": arguments}, {"values": values, "may_omit": may_omit}
-
-
-def gold_row(case: dict, category: str) -> dict:
-    functions = {f["name"]: f for f in case["function"]}
-    calls = [gold_call(truth, functions[next(iter(truth))]) for truth in case.get("ground_truth", [])]
-    return {"id": case["id"], "query": "q", "tools": json.dumps([xlam_tool(f) for f in case["function"]]),
-            "answers": json.dumps([c for c, _ in calls]), "acceptable": json.dumps([a for _, a in calls]),
-            "category": category}
 
 
 # ---------------------------------------------------------------- generated BFCL-format cases
@@ -200,25 +134,23 @@ def random_truth(rng: random.Random, function: dict) -> dict:
 
 def generated_case(rng: random.Random, category: str, number: int) -> dict:
     functions = [random_function(rng, i) for i in range(1 if category in ("simple", "parallel") else rng.randint(2, 4))]
+    question = [[{"role": "user", "content": f"generated question {number}"}]]
     if category == "irrelevance":
-        return {"id": f"gen_{category}_{number}", "function": functions}
+        return {"id": f"gen_{category}_{number}", "question": question, "function": functions}
     if category in ("simple", "multiple"):
         truth = [random_truth(rng, rng.choice(functions))]
     else:
         pool = functions if category == "parallel_multiple" else functions[:1]
         truth = [random_truth(rng, rng.choice(pool)) for _ in range(rng.randint(2, 4))]
-    return {"id": f"gen_{category}_{number}", "function": functions, "ground_truth": truth}
+    return {"id": f"gen_{category}_{number}", "question": question, "function": functions, "ground_truth": truth}
 
 
 # ---------------------------------------------------------------- predictions: right answers and mistakes
 
 
-def first_answer(listed: list, spec: dict, rng: random.Random | None):
-    accepted = [v for answer in listed if answer != "" for v in expand(answer, spec)]
-    return (rng.choice(accepted) if rng else accepted[0]) if accepted else ABSENT
-
-
 def right_calls(case: dict, rng: random.Random | None, omit_optional: bool) -> list[dict]:
+    """The ground truth as a model would write it: per argument its first acceptable value (or with rng a random
+    one; dict alternatives as the whole dicts fcdist's reader makes of them), none where only "" is listed."""
     functions = {f["name"]: f for f in case["function"]}
     calls = []
     for truth in case["ground_truth"]:
@@ -226,9 +158,9 @@ def right_calls(case: dict, rng: random.Random | None, omit_optional: bool) -> l
         properties = functions[name]["parameters"]["properties"]
         arguments = {}
         for arg, listed in possible.items():
-            value = first_answer(listed, properties.get(arg, {}), rng)
-            if value is not ABSENT and not (omit_optional and "" in listed):
-                arguments[arg] = value
+            accepted = [v for answer in listed if answer != "" for v in accepted_values(answer, properties.get(arg, {}))]
+            if accepted and not (omit_optional and "" in listed):
+                arguments[arg] = rng.choice(accepted) if rng else accepted[0]
         calls.append({name: arguments})
     return calls
 
@@ -314,24 +246,39 @@ def completion(decoded: list | None) -> str:
 # ---------------------------------------------------------------- the comparison
 
 
-def read_bfcl_folder(folder: Path) -> list[tuple[str, dict]]:
-    cases = []
+def write_folder(cases: list[tuple[str, dict]], folder: Path) -> Path:
+    """Generated cases as a BFCL data folder (question files, possible_answer/), for fcdist's reader to read."""
+    (folder / ANSWERS).mkdir(parents=True, exist_ok=True)
     for category, stem in CATEGORIES.items():
-        questions = [json.loads(line) for line in open(folder / f"BFCL_v4_{stem}.json")]
-        answers_path = folder / "possible_answer" / f"BFCL_v4_{stem}.json"
-        truth = {}
-        if answers_path.exists():
-            truth = {r["id"]: r["ground_truth"] for r in map(json.loads, open(answers_path))}
-        cases += [(category, {**q, "ground_truth": truth.get(q["id"], [])}) for q in questions]
-    return cases
+        mine = [case for name, case in cases if name == category]
+        questions = [{k: v for k, v in case.items() if k != "ground_truth"} for case in mine]
+        (folder / f"BFCL_v4_{stem}.json").write_text("".join(json.dumps(q) + "\n" for q in questions))
+        if category not in NO_ANSWERS:
+            answers = [{"id": case["id"], "ground_truth": case["ground_truth"]} for case in mine]
+            (folder / ANSWERS / f"BFCL_v4_{stem}.json").write_text("".join(json.dumps(a) + "\n" for a in answers))
+    return folder
 
 
-def compare(cases: list[tuple[str, dict]], verdict, seed: int) -> dict:
+def read_cases(folder: Path) -> list[tuple[str, dict, dict]]:
+    """(category, BFCL's case with its ground_truth, gold row) per case of a BFCL folder. The gold rows come from
+    fcdist's own reader (fcdist.data.bfcl.read_folder, what `fcdist eval bfcl` scores against), so the
+    comparison measures the shipped conversion too; BFCL's checker gets the case as BFCL's files hold it."""
+    rows, conversion = read_folder(folder)
+    cases = {}
+    for category, path in conversion.files.items():
+        path = Path(path)
+        truth = {} if category in NO_ANSWERS else possible_answers(path.parent / ANSWERS / path.name, "error", SkipReport())
+        for _, record in json_lines(path):
+            cases[str(record["id"])] = {**record, "ground_truth": truth.get(str(record["id"]), [])}
+    return [(row["category"], cases[str(row["id"])], row) for row in rows]
+
+
+def compare(cases: list[tuple[str, dict, dict]], verdict, seed: int) -> dict:
     rng = random.Random(seed)
     counts = defaultdict(lambda: Counter(n=0, agree=0, bfcl_correct=0, bfcl_crashed=0, fcdist_rules_agree=0))
     examples = defaultdict(list)
-    for category, case in cases:
-        row = parse_row(gold_row(case, category), "bench")
+    for category, case, gold in cases:
+        row = parse_row(gold, case["id"])
         for what, decoded in mutations(case, category, rng):
             try:
                 theirs = verdict(case, category, decoded)
@@ -362,9 +309,9 @@ def table(result: dict, title: str) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def run(cases: list[tuple[str, dict]], verdict, seed: int) -> dict:
+def run(cases: list[tuple[str, dict, dict]], verdict, seed: int) -> dict:
     result = compare(cases, verdict, seed)
-    result["cases"] = dict(Counter(category for category, _ in cases))
+    result["cases"] = dict(Counter(category for category, _, _ in cases))
     return result
 
 
@@ -380,9 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     verdict = load_bfcl_checker()
     rng = random.Random(args.seed)
     generated = [(c, generated_case(rng, c, i)) for c in CATEGORIES for i in range(args.cases)]
-    results = {"generated": run(generated, verdict, args.seed)}
+    with tempfile.TemporaryDirectory() as folder:
+        results = {"generated": run(read_cases(write_folder(generated, Path(folder))), verdict, args.seed)}
     if args.bfcl_data:
-        results["bfcl_data"] = run(read_bfcl_folder(args.bfcl_data), verdict, args.seed)
+        results["bfcl_data"] = run(read_cases(args.bfcl_data), verdict, args.seed)
     from importlib.metadata import version
 
     command = " ".join(["python bench/bfcl_agreement.py", *(argv if argv is not None else sys.argv[1:])])

@@ -11,6 +11,7 @@ number of fake GPUs per node when this fixture starts the cluster.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -138,3 +140,33 @@ def slurm_cluster():
         proc = _script("stop")
         if proc.returncode != 0:
             print(f"slurm/local-cluster.sh stop failed:\n{proc.stdout}{proc.stderr}")
+
+
+
+@pytest.fixture(scope="session")
+def bfcl():
+    """For a pipeline test that ends with the BFCL stages: ``bfcl.override`` names the hand-written BFCL folder
+    as a user would (eval.bfcl_dir, relative to the repository root, where the jobs run); ``bfcl.check(run)``
+    asserts that the run's BFCL report (runs/<name>/bfcl/) scored, by BFCL's rules, every case it read per
+    category, and lays them out in the leaderboard's columns."""
+    from fcdist.data.bfcl import category_files
+
+    folder = "tests/fixtures/bfcl"
+    files = category_files(HERE.parents[1] / folder)
+    expected = {name: sum(1 for line in path.read_text().splitlines() if line.strip()) for name, path in files.items()}
+
+    def check(run: Path) -> None:
+        report_file = run / "bfcl" / "report.json"
+        assert report_file.is_file(), f"no BFCL report in {run / 'bfcl'}"
+        report = json.loads(report_file.read_text())
+        assert report["rules"] == "bfcl"
+        assert report["cases"]["by_category"] == {name: {"read": n, "converted": n} for name, n in expected.items()}
+        assert {name: rates["n"] for name, rates in report["by_category"].items()} == expected  # scored = read
+        total = sum(expected.values())
+        assert (report["cases_read"], report["cases_scored"], report["missing_predictions"]) == (total, total, 0)
+        markdown = (run / "bfcl" / "report.md").read_text()
+        assert "| AST summary | Simple | Multiple | Parallel | Parallel Multiple | Irrelevance |" in markdown
+        assert all(f"| {name} | {n} | {n} | 0 |" in markdown for name, n in expected.items()), markdown
+        assert f"| all | {total} | {total} | 0 |" in markdown
+
+    return SimpleNamespace(override=f"eval.bfcl_dir={folder}", check=check)

@@ -1,6 +1,7 @@
 """`fcdist submit` (submitit) on the real local cluster: the whole chain with an interrupted-and-requeued
 training job on both nodes, a request SLURM cannot meet refused before anything is submitted, and the same
-chain on the local executor. Run as a user would, from the repository root; about 2.5 minutes on 2 cores."""
+chain on the local executor. The chain on SLURM ends with the BFCL stages (eval.bfcl_dir). Run as a user
+would, from the repository root; about 3 minutes on 2 cores (the BFCL stages: +35 s)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ def fcdist_submit(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
-def test_submitit_chain_with_an_interrupted_training_job(slurm_cluster, tiny_model_dir, synth_data_file, tmp_path):
+def test_submitit_chain_with_an_interrupted_training_job(slurm_cluster, tiny_model_dir, synth_data_file, bfcl,
+                                                         tmp_path):
     overrides = [f"model.name_or_path={tiny_model_dir}", f"data.source={synth_data_file}", f"output.root={tmp_path}",
-                 "output.report_to=none", MULTINODE, "train.max_steps=24", "train.save_steps=6", "train.logging_steps=2"]
+                 "output.report_to=none", MULTINODE, "train.max_steps=24", "train.save_steps=6", "train.logging_steps=2",
+                 bfcl.override]
     proc = fcdist_submit("--cluster", "slurm", "--nodes", "2", "--timeout-min", "10", "--config", TINY, *overrides)
     assert proc.returncode == 0, proc.stderr
     jobs = {stage: ids.split() for stage, ids in (line.split(": ") for line in proc.stdout.splitlines())}
-    assert list(jobs) == ["preprocess", "train", "gather", "infer", "score"]
-    assert len(jobs["preprocess"]) == 2 and len(jobs["infer"]) == 2  # data.num_shards, --infer-shards
+    assert list(jobs) == ["preprocess", "train", "gather", "infer", "score", "bfcl-convert", "bfcl-infer", "bfcl-score"]
+    assert len(jobs["preprocess"]) == 2 and len(jobs["infer"]) == len(jobs["bfcl-infer"]) == 2  # data.num_shards, --infer-shards
     run, (train,) = tmp_path / "tiny-cpu", jobs["train"]
 
     metrics = run / "metrics.jsonl"
@@ -40,7 +43,7 @@ def test_submitit_chain_with_an_interrupted_training_job(slurm_cluster, tiny_mod
     # What submitit's --signal=USR2@300 (stages.PREEMPT_MARGIN_S) sends before the time limit (or a preemption does).
     slurm_cluster.run("scancel", "--signal=USR2", train)
 
-    assert slurm_cluster.wait(int(jobs["score"][0]), 420) == "COMPLETED", proc.stdout
+    assert slurm_cluster.wait(int(jobs["bfcl-score"][0]), 540) == "COMPLETED", proc.stdout
     for stage, ids in jobs.items():
         for job in ids:  # wait(): accounting may still be recording a job a moment after the chain ended
             assert slurm_cluster.wait(job, 30) == "COMPLETED", (stage, job, slurm_cluster.sacct(job))
@@ -53,6 +56,7 @@ def test_submitit_chain_with_an_interrupted_training_job(slurm_cluster, tiny_mod
     assert json.loads((run / "manifest.json").read_text())["world_size"] == 2
     assert (run / "score" / "report.json").is_file()
     assert len((run / "predictions.jsonl").read_text().splitlines()) == len((run / "packed" / "heldout.jsonl").read_text().splitlines())
+    bfcl.check(run)
 
 
 def test_submitit_refuses_what_cannot_run_before_submitting(slurm_cluster, tmp_path):

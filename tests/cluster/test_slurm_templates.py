@@ -1,9 +1,10 @@
 """slurm/*.sh on the real local cluster (tests/cluster/conftest.py): training on both nodes, USR2 before the
 time limit (save, requeue, resume to the same loss), a scancel that must not come back, a killed rank, the
-whole pipeline, and bad input.
+whole pipeline (ending with the BFCL stages), and bad input.
 
 Jobs are submitted from the repository root as a user would, in this test's environment (sbatch hands it
-to the job), on the tiny model with runs and logs under tmp_path. About 3 minutes on 2 cores.
+to the job), on the tiny model with runs and logs under tmp_path. About 3.5 minutes on 2 cores (the BFCL
+stages: +30 s).
 """
 
 from __future__ import annotations
@@ -168,14 +169,16 @@ def test_a_killed_rank_ends_the_job_and_a_resubmission_resumes(slurm_cluster, us
     assert json.loads((run / "manifest.json").read_text())["step"] == 60
 
 
-def test_pipeline_runs_every_stage(slurm_cluster, user_env, tiny, tmp_path):
-    args = ["--config", TINY, *tiny, f"output.root={tmp_path}", MULTINODE, "train.max_steps=10", "train.save_steps=5"]
+def test_pipeline_runs_every_stage(slurm_cluster, user_env, tiny, bfcl, tmp_path):
+    """Every stage, ending with the BFCL ones (eval.bfcl_dir) on the hand-written BFCL folder."""
+    args = ["--config", TINY, *tiny, f"output.root={tmp_path}", MULTINODE, "train.max_steps=10", "train.save_steps=5",
+            bfcl.override]
     proc = subprocess.run(["slurm/pipeline.sh", "--nodes=2", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     jobs = dict(line.split() for line in proc.stdout.splitlines()[1:-1])
-    assert list(jobs) == ["preprocess", "train", "gather", "infer", "score"]
+    assert list(jobs) == ["preprocess", "train", "gather", "infer", "score", "bfcl-convert", "bfcl-infer", "bfcl-score"]
     run = tmp_path / "tiny-cpu"
-    assert slurm_cluster.wait(int(jobs["score"]), 420) == "COMPLETED", logs(run)
+    assert slurm_cluster.wait(int(jobs["bfcl-score"]), 540) == "COMPLETED", logs(run)
     for stage, job in jobs.items():
         rows = [row for row in slurm_cluster.sacct(int(job)) if "." not in row["JobID"]]
         assert rows and all(row["State"] == "COMPLETED" for row in rows), (stage, rows)
@@ -186,10 +189,13 @@ def test_pipeline_runs_every_stage(slurm_cluster, user_env, tiny, tmp_path):
     gold_ids = [json.loads(line)["id"] for line in heldout]
     assert sorted(row["id"] for row in report["per_row"]) == sorted(gold_ids)  # every held-out row scored once
     assert report["n"] == len(heldout) and 0 <= report["exact_match"] <= report["name_accuracy"] <= report["parse_rate"] <= 1
+    bfcl.check(run)
     names = sorted(p.name for p in (run / "slurm").iterdir())
     assert names == sorted([f"preprocess-{jobs['preprocess']}_0.out", f"preprocess-{jobs['preprocess']}_1.out",
                             f"train-{jobs['train']}.out", f"gather-{jobs['gather']}.out",
-                            f"infer-{jobs['infer']}_0.out", f"infer-{jobs['infer']}_1.out", f"score-{jobs['score']}.out"])
+                            f"infer-{jobs['infer']}_0.out", f"infer-{jobs['infer']}_1.out", f"score-{jobs['score']}.out",
+                            f"bfcl-convert-{jobs['bfcl-convert']}.out", f"bfcl-infer-{jobs['bfcl-infer']}_0.out",
+                            f"bfcl-infer-{jobs['bfcl-infer']}_1.out", f"bfcl-score-{jobs['bfcl-score']}.out"])
 
 
 def test_bad_input_fails_at_once_with_the_reason_in_the_log(slurm_cluster, user_env, tiny, tmp_path):
