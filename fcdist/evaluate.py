@@ -1,7 +1,7 @@
 """``fcdist eval bfcl``: a model on the Berkeley Function Calling Leaderboard's Python AST categories.
 
-    fcdist eval bfcl (--run R | --model M) [--bfcl DIR] --out OUTDIR [--categories C ...] [--shard I --num-shards N] [key=value ...]
-    fcdist eval bfcl --convert-only [--bfcl DIR] --out OUTDIR [--categories C ...] [key=value ...]
+    fcdist eval bfcl (--run R | --model M) [--bfcl DIR] --out OUTDIR [--categories C,C] [--shard I --num-shards N] [key=value ...]
+    fcdist eval bfcl --convert-only [--bfcl DIR] --out OUTDIR [--categories C,C] [key=value ...]
     fcdist eval bfcl --score-only [--num-shards N] --out OUTDIR
 
 Three steps, which the pipeline's BFCL stages (eval.bfcl_dir; fcdist/stages.py) run one per job:
@@ -88,15 +88,23 @@ def score(layout: EvalLayout, num_shards: int = 1) -> dict:
 # ---------------------------------------------------------------- command line
 
 
+def category_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CATEGORIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: categories are {','.join(CATEGORIES)}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fcdist eval", usage="fcdist eval bfcl [--help] ...",
                                      description="Evaluate a model on a benchmark's own files.")
     suites = parser.add_subparsers(dest="suite", required=True, metavar="bfcl")
     bfcl = suites.add_parser(
         "bfcl", prog="fcdist eval bfcl", help="the Berkeley Function Calling Leaderboard's Python AST categories",
-        usage="fcdist eval bfcl (--run RUN_DIR | --model DIR) [--bfcl DIR] --out OUTDIR [--categories C ...] "
+        usage="fcdist eval bfcl (--run RUN_DIR | --model DIR) [--bfcl DIR] --out OUTDIR [--categories C,C] "
               "[--shard I --num-shards N] [--config C] [key=value ...]\n"
-              "       fcdist eval bfcl --convert-only [--bfcl DIR] --out OUTDIR [--categories C ...] [key=value ...]\n"
+              "       fcdist eval bfcl --convert-only [--bfcl DIR] --out OUTDIR [--categories C,C] [key=value ...]\n"
               "       fcdist eval bfcl --score-only [--num-shards N] --out OUTDIR",
         description="Convert a folder of BFCL files (Python AST categories) to gold rows, answer them with "
                     "fcdist infer and score them by BFCL's rules.",
@@ -107,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", type=Path, metavar="DIR", help="a model or PEFT adapter folder")
     bfcl.add_argument("--bfcl", metavar="DIR", help="folder of BFCL files with possible_answer/ (default: eval.bfcl_dir)")
     bfcl.add_argument("--out", type=Path, required=True, metavar="OUTDIR", help="folder for the gold rows, predictions and report")
-    bfcl.add_argument("--categories", nargs="+", choices=CATEGORIES, metavar="C",
-                      help=f"categories to read, of {', '.join(CATEGORIES)} (default: every one the folder has)")
+    # comma-separated rather than nargs="+", which would swallow the key=value overrides that follow
+    bfcl.add_argument("--categories", type=category_list, metavar="C,C",
+                      help=f"categories to read, comma-separated, of {','.join(CATEGORIES)} (default: every one the folder has)")
     bfcl.add_argument("--shard", type=int, metavar="I", help="inference shard (as fcdist infer)")
     bfcl.add_argument("--num-shards", type=int, metavar="N", help="inference shards (as fcdist infer)")
     steps = bfcl.add_mutually_exclusive_group()

@@ -181,3 +181,14 @@ def test_the_command_reports_bad_input_in_one_line(folder, tmp_path):
     assert skipped.returncode == 0 and "9 of 10 BFCL cases converted" in skipped.stdout
     assert "1 x argument 'settings.save.note' has the unknown type 'HashMap'" in skipped.stderr
     assert json.loads((tmp_path / "out" / "conversion.json").read_text())["skipped"] == 1
+
+
+def test_categories_are_comma_separated_so_overrides_after_them_stay_overrides(capsys):
+    from fcdist.evaluate import build_parser
+
+    args = build_parser().parse_args(["bfcl", "--model", "m", "--out", "o", "--categories", "simple,parallel",
+                                      "infer.max_new_tokens=8"])
+    assert args.categories == ["simple", "parallel"] and args.overrides == ["infer.max_new_tokens=8"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bfcl", "--model", "m", "--out", "o", "--categories", "simple,live_simple"])
+    assert "'simple,live_simple': categories are simple,multiple" in capsys.readouterr().err
