@@ -121,9 +121,7 @@ def possible_answers(path: Path, on_bad_row: str, skips: SkipReport) -> dict[str
                 raise BadRowError(where, record["id"], "'ground_truth' must be a list of calls")
             answers[str(record["id"])] = record["ground_truth"]
         except BadRowError as e:
-            if on_bad_row == "error":
-                raise
-            skips.add(e)
+            skips.apply(e, on_bad_row)
     return answers
 
 
@@ -273,9 +271,7 @@ def read_folder(folder: str | Path, categories: list[str] | None = None, on_bad_
                 if str(row["id"]) in seen:
                     raise BadRowError(where, row["id"], f"the id was read before, at {seen[str(row['id'])]}")
             except BadRowError as e:
-                if on_bad_row == "error":
-                    raise
-                conversion.skips.add(e)
+                conversion.skips.apply(e, on_bad_row)
                 continue
             seen[str(row["id"])] = where
             rows.append(row)

@@ -64,6 +64,12 @@ class SkipReport:
         self.reasons[error.reason] += 1
         self.examples.setdefault(error.reason, error.row_id)
 
+    def apply(self, error: BadRowError, on_bad_row: str) -> None:
+        """The ``on_bad_row`` policy for one bad row: ``error`` raises it, ``skip`` counts it here."""
+        if on_bad_row == "error":
+            raise error
+        self.add(error)
+
     def merge(self, other: "SkipReport") -> None:
         self.skipped += other.skipped
         self.reasons.update(other.reasons)
@@ -198,9 +204,7 @@ def parse_rows(raws: Iterable[dict], source: str, on_bad_row: str, max_chars: in
         try:
             rows.append(parse_row(raw, source, max_chars))
         except BadRowError as e:
-            if on_bad_row == "error":
-                raise
-            report.add(e)
+            report.apply(e, on_bad_row)
     return rows, report
 
 

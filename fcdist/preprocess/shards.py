@@ -104,10 +104,7 @@ def apply_bad_row_policy(processed, raw_slice, config: JobConfig, report: SkipRe
     for index, reason in enumerate(processed["bad"]):
         if not reason:
             continue
-        error = BadRowError(config.data.source, raw_slice[index]["id"], reason)
-        if config.data.on_bad_row == "error":
-            raise error
-        report.add(error)
+        report.apply(BadRowError(config.data.source, raw_slice[index]["id"], reason), config.data.on_bad_row)
 
 
 def write_heldout(raw_slice, processed, path: Path) -> int:
