@@ -142,20 +142,28 @@ class Stage:
     """Whether a config's chain has it (the BFCL stages: when eval.bfcl_dir names a folder)."""
 
 
+def one_gpu_per_task(request: Request) -> Resources:
+    """An inference task: one GPU where training has GPUs (generation runs on one device)."""
+    return Resources(gpus_per_node=min(request.gpus_per_node, 1))
+
+
+def names_a_bfcl_folder(config: JobConfig) -> bool:
+    return bool(config.eval.bfcl_dir)
+
+
 STAGES = (
     Stage("preprocess", None, True, lambda config, request: config.data.num_shards, preprocess_commands),
     Stage("train", "preprocess", False, None, None,
           lambda request: Resources(request.nodes, request.gpus_per_node, request.time)),
     Stage("gather", "train", False, None, gather_commands),
-    Stage("infer", "gather", True, lambda config, request: request.infer_shards, infer_commands,
-          lambda request: Resources(gpus_per_node=min(request.gpus_per_node, 1))),
+    Stage("infer", "gather", True, lambda config, request: request.infer_shards, infer_commands, one_gpu_per_task),
     Stage("score", "infer", False, lambda config, request: request.infer_shards, score_commands),
     # BFCL (eval.bfcl_dir): its cases become gold rows, answered and scored like the held-out rows
-    Stage("bfcl-convert", "score", False, None, bfcl_convert_commands, wanted=lambda config: bool(config.eval.bfcl_dir)),
+    Stage("bfcl-convert", "score", False, None, bfcl_convert_commands, wanted=names_a_bfcl_folder),
     Stage("bfcl-infer", "bfcl-convert", True, lambda config, request: request.infer_shards, bfcl_infer_commands,
-          lambda request: Resources(gpus_per_node=min(request.gpus_per_node, 1)), lambda config: bool(config.eval.bfcl_dir)),
+          one_gpu_per_task, names_a_bfcl_folder),
     Stage("bfcl-score", "bfcl-infer", False, lambda config, request: request.infer_shards, bfcl_score_commands,
-          wanted=lambda config: bool(config.eval.bfcl_dir)),
+          wanted=names_a_bfcl_folder),
 )
 STAGE = {stage.name: stage for stage in STAGES}
 
