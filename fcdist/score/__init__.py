@@ -47,32 +47,23 @@ NO_PREDICTION = "no prediction"
 RULES = ("fcdist", "bfcl")
 
 
-def _score_row_bfcl(row: XlamRow, completion: str) -> RowScore:
+def score_row(row: XlamRow, completion: str, lenient_strings: bool = False, rules: str = "fcdist") -> RowScore:
     name = category(row)
+    bfcl_no_call = rules == "bfcl" and (not row.answers or name in IRRELEVANCE)
     try:
         calls = parse_calls(completion)
     except CallParseError as e:
-        if not row.answers or name in IRRELEVANCE:  # BFCL: a completion it cannot decode holds no call
+        if bfcl_no_call:  # BFCL: a completion it cannot decode holds no call
             return RowScore(row.id, name, False, True, True, "ok")
         return RowScore(row.id, name, False, False, False, f"unparsable: {e}")
     names_match = Counter(c["name"] for c in calls) == Counter(c["name"] for c in row.answers)
-    if not row.answers or name in IRRELEVANCE:
+    if bfcl_no_call:
         reason = f"expected no call, got {len(calls)}" if calls else None
-    else:
+    elif rules == "bfcl":
         reason = bfcl_row_failure(calls, row)
+    else:
+        reason = row_failure(calls, row, lenient_strings)
     return RowScore(row.id, name, True, names_match, reason is None, reason or "ok")
-
-
-def score_row(row: XlamRow, completion: str, lenient_strings: bool = False, rules: str = "fcdist") -> RowScore:
-    if rules == "bfcl":
-        return _score_row_bfcl(row, completion)
-    try:
-        calls = parse_calls(completion)
-    except CallParseError as e:
-        return RowScore(row.id, category(row), False, False, False, f"unparsable: {e}")
-    names_match = Counter(c["name"] for c in calls) == Counter(c["name"] for c in row.answers)
-    reason = row_failure(calls, row, lenient_strings)
-    return RowScore(row.id, category(row), True, names_match, reason is None, reason or "ok")
 
 
 def _check_ids(gold_rows: list[XlamRow], completions: dict[str, str]) -> None:
